@@ -1,0 +1,3 @@
+using TorchSharp;
+
+Console.WriteLine($"Bn.MLNet samples: TorchSharp loaded, {torch.get_num_threads()} threads.");

@@ -1,0 +1,1 @@
+namespace Bn.MLNet; internal static class Placeholder { }
