@@ -1,1 +1,0 @@
-namespace Bn.MLNet; internal static class Placeholder { }
