@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Packs Bn.MLNet into a temporary local feed, creates a brand-new console app in a temporary folder, adds the
+# package from that feed, and runs a short training and an Evaluate through mlContext.Transforms.BatchNormCnn.
+# The version carries a unique suffix so that the global NuGet cache never serves a stale copy; that version is
+# removed from the cache again at the end, and so are the temporary folders.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+work="$(mktemp -d /tmp/bnmlnet-pack.XXXXXX)"
+suffix="smoke$(date +%s)"
+version_prefix="$(sed -n 's:.*<VersionPrefix>\(.*\)</VersionPrefix>.*:\1:p' "$repo/Directory.Build.props")"
+version="$version_prefix-$suffix"
+cache="${NUGET_PACKAGES:-$HOME/.nuget/packages}"
+cleanup() { rm -rf "$work" "$cache/bn.mlnet/$version"; }
+trap cleanup EXIT
+
+echo "== pack Bn.MLNet $version"
+dotnet pack "$repo/src/Bn.MLNet" -c Release --version-suffix "$suffix" -o "$work/feed" -p:ContinuousIntegrationBuild=true
+nupkg="$work/feed/Bn.MLNet.$version.nupkg"
+for entry in lib/net10.0/Bn.MLNet.dll lib/net10.0/Bn.MLNet.xml buildTransitive/Bn.MLNet.targets buildTransitive/PatchGlibcxxMarker.cs README.md LICENSE; do
+  unzip -l "$nupkg" | grep -q " $entry\$" || { echo "package lacks $entry" >&2; exit 1; }
+done
+
+echo "== new console app"
+mkdir -p "$work/app"
+cd "$work/app"
+dotnet new console --framework net10.0 --name SmokeApp --output . >/dev/null
+# Bn.MLNet may come from the local feed only; its dependencies come from the machine's usual source.
+upstream="$(dotnet nuget list source --format short | awk '/^E/{print $2; exit}')"
+cat > nuget.config <<XML
+<?xml version="1.0" encoding="utf-8"?>
+<configuration>
+  <packageSources>
+    <clear />
+    <add key="local" value="$work/feed" />
+    <add key="upstream" value="$upstream" />
+  </packageSources>
+  <packageSourceMapping>
+    <packageSource key="local"><package pattern="Bn.MLNet" /></packageSource>
+    <packageSource key="upstream"><package pattern="*" /></packageSource>
+  </packageSourceMapping>
+</configuration>
+XML
+dotnet add package Bn.MLNet --version "$version" >/dev/null
+cp "$repo/scripts/package-smoke/Program.cs" Program.cs
+echo "== run"
+dotnet run -c Release -- "$repo/datasets/fashion-mnist"
