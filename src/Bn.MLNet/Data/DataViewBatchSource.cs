@@ -11,7 +11,9 @@ namespace Bn.MLNet.Data;
 /// <remarks>
 /// <para>Feature column: a known-size vector of <see cref="float"/>, <see cref="byte"/> or <see cref="double"/>
 /// (converted to float) whose length equals <see cref="FeatureLength"/>; sparse vectors are densified.
-/// Label column: a key type; key value k becomes class index k−1, and a missing key (0) is an error.</para>
+/// Label column: a key type; key value k becomes class index k−1, and a missing key (0) is an error.
+/// (A class loaded with <c>mlContext.Data.LoadFromEnumerable</c> whose <c>[KeyType(n)]</c> member holds the 0-based
+/// index i exposes key value i+1, so it arrives here as class i; out-of-range members become the missing key 0.)</para>
 /// <para>Shuffling uses <c>new Random(seed + epoch × 1,000,003)</c>. When the view <see cref="IDataView.CanShuffle"/>
 /// and <see cref="UseSourceShuffling"/> is true, the cursor is also asked for a random order (seeded from the same
 /// generator), which gives a full shuffle for in-memory views; the shuffle buffer then mixes further. Streaming views
@@ -153,13 +155,13 @@ public sealed class DataViewBatchSource : IBatchSource
         {
             while (reader.MoveNext())
             {
+                ResetIfFull(batch);
                 reader.Read(batch.Features.AsSpan(batch.Count * f, f), out batch.Labels[batch.Count]);
                 if (++batch.Count == batch.Capacity)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
                     yield return batch;
                     cancellationToken.ThrowIfCancellationRequested();
-                    batch.Count = 0;
                 }
             }
         }
@@ -203,6 +205,7 @@ public sealed class DataViewBatchSource : IBatchSource
                     }
 
                     int slot = random.Next(capacity);
+                    ResetIfFull(batch);
                     features.AsSpan(slot * f, f).CopyTo(batch.Features.AsSpan(batch.Count * f, f));
                     batch.Labels[batch.Count] = labels[slot];
                     reader.Read(features.AsSpan(slot * f, f), out labels[slot]);
@@ -211,13 +214,13 @@ public sealed class DataViewBatchSource : IBatchSource
                         cancellationToken.ThrowIfCancellationRequested();
                         yield return batch;
                         cancellationToken.ThrowIfCancellationRequested();
-                        batch.Count = 0;
                     }
                 }
 
                 while (filled > 0)
                 {
                     int slot = random.Next(filled);
+                    ResetIfFull(batch);
                     features.AsSpan(slot * f, f).CopyTo(batch.Features.AsSpan(batch.Count * f, f));
                     batch.Labels[batch.Count] = labels[slot];
                     filled--;
@@ -232,7 +235,6 @@ public sealed class DataViewBatchSource : IBatchSource
                         cancellationToken.ThrowIfCancellationRequested();
                         yield return batch;
                         cancellationToken.ThrowIfCancellationRequested();
-                        batch.Count = 0;
                     }
                 }
             }
@@ -245,10 +247,21 @@ public sealed class DataViewBatchSource : IBatchSource
             }
         }
 
-        if (batch.Count > 0)
+        // A full batch was yielded already; a partial one is the epoch's last.
+        if (batch.Count > 0 && batch.Count < batch.Capacity)
         {
             cancellationToken.ThrowIfCancellationRequested();
             yield return batch;
+        }
+    }
+
+    /// <summary>Starts a new batch only when a row is about to be written, so the last yielded batch stays intact
+    /// after the enumeration ends (e.g. under LINQ's Single or Last).</summary>
+    private static void ResetIfFull(MiniBatch batch)
+    {
+        if (batch.Count == batch.Capacity)
+        {
+            batch.Count = 0;
         }
     }
 
