@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
@@ -295,10 +296,10 @@ public sealed class DataViewBatchSource : IBatchSource
             _classCount = classCount;
             var itemType = ((VectorDataViewType)featureColumn.Type).ItemType;
             _features = itemType == NumberDataViewType.Single
-                ? new FeatureReader<float>(cursor, featureColumn, featureLength, static v => v)
+                ? new FeatureReader<float>(cursor, featureColumn, featureLength)
                 : itemType == NumberDataViewType.Byte
-                    ? new FeatureReader<byte>(cursor, featureColumn, featureLength, static v => v)
-                    : new FeatureReader<double>(cursor, featureColumn, featureLength, static v => (float)v);
+                    ? new FeatureReader<byte>(cursor, featureColumn, featureLength)
+                    : new FeatureReader<double>(cursor, featureColumn, featureLength);
             _label = ((KeyDataViewType)labelColumn.Type).RawType switch
             {
                 var t when t == typeof(uint) => KeyGetter<uint>(cursor, labelColumn, static v => v),
@@ -351,19 +352,18 @@ public sealed class DataViewBatchSource : IBatchSource
     }
 
     private sealed class FeatureReader<T> : FeatureReader
+        where T : struct
     {
         private readonly DataViewRowCursor _cursor;
         private readonly ValueGetter<VBuffer<T>> _getter;
-        private readonly Func<T, float> _convert;
         private readonly string _name;
         private readonly int _length;
         private VBuffer<T> _buffer;
 
-        public FeatureReader(DataViewRowCursor cursor, DataViewSchema.Column column, int length, Func<T, float> convert)
+        public FeatureReader(DataViewRowCursor cursor, DataViewSchema.Column column, int length)
         {
             _cursor = cursor;
             _getter = cursor.GetGetter<VBuffer<T>>(column);
-            _convert = convert;
             _name = column.Name;
             _length = length;
         }
@@ -380,18 +380,41 @@ public sealed class DataViewBatchSource : IBatchSource
             var values = _buffer.GetValues();
             if (_buffer.IsDense)
             {
-                for (int i = 0; i < values.Length; i++)
+                Convert(values, destination);
+                return;
+            }
+
+            destination.Clear();
+            var indices = _buffer.GetIndices();
+            Span<float> one = stackalloc float[1];
+            for (int i = 0; i < values.Length; i++)
+            {
+                Convert(values.Slice(i, 1), one);
+                destination[indices[i]] = one[0];
+            }
+        }
+
+        /// <summary>Widens or narrows to float; the type tests are resolved when the JIT specializes T.</summary>
+        private static void Convert(ReadOnlySpan<T> source, Span<float> destination)
+        {
+            if (typeof(T) == typeof(float))
+            {
+                MemoryMarshal.Cast<T, float>(source).CopyTo(destination);
+            }
+            else if (typeof(T) == typeof(byte))
+            {
+                var bytes = MemoryMarshal.Cast<T, byte>(source);
+                for (int i = 0; i < bytes.Length; i++)
                 {
-                    destination[i] = _convert(values[i]);
+                    destination[i] = bytes[i];
                 }
             }
             else
             {
-                destination.Clear();
-                var indices = _buffer.GetIndices();
-                for (int i = 0; i < values.Length; i++)
+                var doubles = MemoryMarshal.Cast<T, double>(source);
+                for (int i = 0; i < doubles.Length; i++)
                 {
-                    destination[indices[i]] = _convert(values[i]);
+                    destination[i] = (float)doubles[i];
                 }
             }
         }
