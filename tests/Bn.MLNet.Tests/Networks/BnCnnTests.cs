@@ -225,4 +225,31 @@ public class BnCnnTests
         using var net = new BnCnn(Small(NormalizationKind.Group));
         Assert.Throws<NotSupportedException>(() => net.FoldBatchNorm());
     }
+
+    [Fact]
+    public void SaveAndLoadGiveTheSameNetwork()
+    {
+        torch.manual_seed(9);
+        using var net = new BnCnn(Small());
+        net.SetInputStandardization(new[] { 90f }, new[] { 70f });
+        net.train();
+        using (torch.no_grad())
+        using (var warm = net.call(torch.rand(16, 144) * 255))
+        {
+        }
+
+        net.eval();
+        using var stream = new MemoryStream();
+        net.Save(stream);
+        stream.Position = 0;
+        using var back = BnCnn.Load(stream);
+        Assert.Equal(net.Architecture.ToJson(), back.Architecture.ToJson());
+        Assert.Equal(new[] { 90f }, back.InputMean);
+        using var noGrad = torch.no_grad();
+        using var x = torch.rand(5, 144) * 255;
+        using var a = net.call(x);
+        using var b = back.call(x);
+        Assert.True(a.equal(b).all().item<bool>());
+        Assert.Throws<InvalidDataException>(() => BnCnn.Load(new MemoryStream(new byte[] { 3, 65, 66, 67 })));
+    }
 }
