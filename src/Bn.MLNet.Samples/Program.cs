@@ -1,8 +1,10 @@
 using System.CommandLine;
 using Bn.MLNet.Samples.Commands;
+using Bn.MLNet.Samples.Experiments;
 
 var root = new RootCommand("Bn.MLNet samples: Batch Normalization (Ioffe & Szegedy 2015) for ML.NET with TorchSharp.");
 root.Add(TrainCommand.Create());
+root.Add(ExperimentCommand.Create());
 root.SetAction(_ =>
 {
     Console.WriteLine("Bn.MLNet samples. Commands:");

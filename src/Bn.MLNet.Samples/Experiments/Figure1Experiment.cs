@@ -56,7 +56,7 @@ internal static class Figure1Experiment
 
             string tag = run == bn ? "c" : "b";
             LinePlot.Save(ctx.PathOf($"figure1{tag}_sigmoid_input_{(run == bn ? "with" : "without")}_bn.png"),
-                $"Figure 1({tag}): last sigmoid's input, {run.Name.ToLowerInvariant()}", "training steps", "input value",
+                $"Figure 1({tag}): last sigmoid's input, {run.Name}", "training steps", "input value",
                 new[]
                 {
                     new Curve("15th percentile", points.Select(q => ((double)q.Step, q.p.P15)).ToList()),

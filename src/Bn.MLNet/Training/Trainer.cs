@@ -222,10 +222,11 @@ public sealed class Trainer
                         lastPercentiles = percentiles;
                     }
 
+                    HistoryEntry? stepEntry = null;
                     if (log)
                     {
                         double spanSeconds = spanClock.Elapsed.TotalSeconds;
-                        history.Steps.Add(new HistoryEntry
+                        stepEntry = new HistoryEntry
                         {
                             Epoch = epoch,
                             Step = step,
@@ -235,10 +236,25 @@ public sealed class Trainer
                             ElapsedSeconds = clock.Elapsed.TotalSeconds,
                             ImagesPerSecond = spanSeconds > 0 ? spanImages / spanSeconds : 0,
                             Percentiles = percentiles ?? new List<LayerPercentiles>(),
-                        });
+                        };
+                        history.Steps.Add(stepEntry);
                         spanLoss = 0;
                         spanCorrect = spanImages = spanSteps = 0;
                         spanClock.Restart();
+                    }
+
+                    if (validation is not null && o.ValidationEverySteps is int every && step % every == 0)
+                    {
+                        if (stepEntry is null)
+                        {
+                            stepEntry = new HistoryEntry { Epoch = epoch, Step = step, TrainLoss = double.NaN, TrainAccuracy = double.NaN, LearningRate = lr };
+                            history.Steps.Add(stepEntry);
+                        }
+
+                        EvaluationResult v = Evaluation.Evaluate(network, validation, o.EvaluationBatchSize, cancellationToken);
+                        stepEntry.ValidationLoss = v.Loss;
+                        stepEntry.ValidationAccuracy = v.Accuracy;
+                        stepEntry.ElapsedSeconds = clock.Elapsed.TotalSeconds;
                     }
 
                     if (progress is not null && step % o.ProgressEverySteps == 0)

@@ -96,6 +96,12 @@ public sealed class TrainerOptions
     /// <summary>With a validation source: load the weights of the best epoch when training ends.</summary>
     public bool RestoreBestWeights { get; set; } = true;
 
+    /// <summary>
+    /// With a validation source: also evaluate it every this many steps, recorded in <see cref="TrainingHistory.Steps"/>
+    /// (for accuracy-against-steps curves). Default null: only after each epoch.
+    /// </summary>
+    public int? ValidationEverySteps { get; set; }
+
     /// <summary>Rows per batch when evaluating the validation source.</summary>
     public int EvaluationBatchSize { get; set; } = 500;
 
@@ -137,6 +143,7 @@ public sealed class TrainerOptions
         Require(Threads is null or >= 1, nameof(Threads), $"must be at least 1 or null (was {Threads})");
         Require(RandomCropPadding >= 0, nameof(RandomCropPadding), $"must be non-negative (was {RandomCropPadding})");
         Require(EarlyStoppingPatience is null or >= 1, nameof(EarlyStoppingPatience), $"must be at least 1 or null (was {EarlyStoppingPatience})");
+        Require(ValidationEverySteps is null or >= 1, nameof(ValidationEverySteps), $"must be at least 1 or null (was {ValidationEverySteps})");
         Require(EvaluationBatchSize >= 1, nameof(EvaluationBatchSize), $"must be at least 1 (was {EvaluationBatchSize})");
         Require(LogEverySteps >= 1, nameof(LogEverySteps), $"must be at least 1 (was {LogEverySteps})");
         Require(PercentileSampleSize >= 1, nameof(PercentileSampleSize), $"must be at least 1 (was {PercentileSampleSize})");
