@@ -110,6 +110,34 @@ public class MLNetInternalsTests
     }
 
     [Fact]
+    public void ChildProcessLoadsTheProbe()
+    {
+        ProbeTransformer.EnsureRegistered();
+        var dir = Directory.CreateTempSubdirectory("bnmlnet-probe-");
+        try
+        {
+            var path = Path.Combine(dir.FullName, "probe.zip");
+            var ml = new MLContext(seed: 1);
+            var data = ml.Data.LoadFromEnumerable(new[] { new Row { X = 1 } });
+            ml.Model.Save(new ProbeTransformer([0.1f, 7f], "child"), data.Schema, path);
+
+            var (code, stdout, stderr) = ChildProcessProgram.Run("probe", path);
+            Assert.True(code == 0, stderr);
+            Assert.Equal("0.1 7 child", stdout.Trim());
+
+            // Without touching Bn.MLNet first, the emitted loader's name cannot be resolved: the documented reason
+            // scoring-only apps call RegisterBatchNormCnn() (or use any Bn.MLNet type) before loading.
+            (code, _, stderr) = ChildProcessProgram.Run("bare", path);
+            Assert.Equal(1, code);
+            Assert.Contains(MLNetInternals.LoaderAssemblyName(ProbeTransformer.LoaderSignature), stderr);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
     public void NewerFormatVersionIsRefusedByHeaderCheck()
     {
         ProbeTransformer.EnsureRegistered();
