@@ -1,0 +1,23 @@
+namespace Bn.MLNet.Networks;
+
+/// <summary>The normalization placed after each convolution and hidden fully-connected layer of a <see cref="BnCnn"/>.</summary>
+public enum NormalizationKind
+{
+    /// <summary>This library's Batch Normalization (<c>Bn.MLNet.Normalization.BatchNorm2d</c>/<c>BatchNorm1d</c>), the default.</summary>
+    Batch = 0,
+
+    /// <summary>TorchSharp's own <c>torch.nn.BatchNorm2d</c>/<c>BatchNorm1d</c>, for comparison.</summary>
+    BatchNative = 1,
+
+    /// <summary>No normalization (the paper's baseline); convolutions and linear layers keep their bias.</summary>
+    None = 2,
+
+    /// <summary>Group Normalization with <see cref="NetworkArchitecture.GroupCount"/> groups (convolutions and hidden layers).</summary>
+    Group = 3,
+
+    /// <summary>
+    /// Layer Normalization: <c>GroupNorm(1, C)</c> after convolutions (statistics over C×H×W, per-channel affine, as in
+    /// Wu &amp; He 2018) and <c>LayerNorm(features)</c> after hidden fully-connected layers.
+    /// </summary>
+    Layer = 4,
+}

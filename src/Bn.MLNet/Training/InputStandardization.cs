@@ -1,0 +1,72 @@
+using Bn.MLNet.Data;
+
+namespace Bn.MLNet.Training;
+
+/// <summary>Per-channel statistics of a data source, from one streaming pass.</summary>
+/// <param name="Mean">Per-channel mean.</param>
+/// <param name="Std">Per-channel (population) standard deviation; 1 for a constant channel.</param>
+/// <param name="Rows">Rows read.</param>
+public sealed record InputStatistics(float[] Mean, float[] Std, long Rows);
+
+/// <summary>Computes the input standardization a <see cref="Networks.BnCnn"/> applies.</summary>
+public static class InputStandardization
+{
+    /// <summary>
+    /// One unshuffled pass over <paramref name="source"/> accumulating, in double precision, each channel's sum and sum of
+    /// squares (rows are C×H×W with <paramref name="channels"/> channels). Only one batch is held at a time.
+    /// </summary>
+    /// <exception cref="ArgumentException">The row length is not a multiple of <paramref name="channels"/>.</exception>
+    public static InputStatistics Compute(IBatchSource source, int channels, int batchSize = 1000, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentOutOfRangeException.ThrowIfLessThan(channels, 1);
+        int length = source.FeatureLength;
+        if (length % channels != 0)
+        {
+            throw new ArgumentException($"Rows of {length} values cannot hold {channels} channels.", nameof(channels));
+        }
+
+        int plane = length / channels;
+        var sum = new double[channels];
+        var sumSq = new double[channels];
+        long rows = 0;
+        foreach (MiniBatch batch in source.ReadEpoch(batchSize, 0, shuffle: false, cancellationToken))
+        {
+            float[] f = batch.Features;
+            for (int r = 0; r < batch.Count; r++)
+            {
+                int rowStart = r * length;
+                for (int c = 0; c < channels; c++)
+                {
+                    double s = 0, s2 = 0;
+                    int start = rowStart + (c * plane);
+                    for (int i = start; i < start + plane; i++)
+                    {
+                        double v = f[i];
+                        s += v;
+                        s2 += v * v;
+                    }
+
+                    sum[c] += s;
+                    sumSq[c] += s2;
+                }
+            }
+
+            rows += batch.Count;
+        }
+
+        var mean = new float[channels];
+        var std = new float[channels];
+        for (int c = 0; c < channels; c++)
+        {
+            double n = Math.Max(1.0, (double)rows * plane);
+            double m = sum[c] / n;
+            double variance = Math.Max(0, (sumSq[c] / n) - (m * m));
+            double sd = Math.Sqrt(variance);
+            mean[c] = (float)m;
+            std[c] = sd > 1e-6 ? (float)sd : 1f;
+        }
+
+        return new InputStatistics(mean, std, rows);
+    }
+}

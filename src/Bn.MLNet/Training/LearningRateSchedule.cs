@@ -1,0 +1,43 @@
+namespace Bn.MLNet.Training;
+
+/// <summary>Learning rate as a function of the step, for the schedules of <see cref="LearningRateScheduleKind"/>.</summary>
+public static class LearningRateSchedule
+{
+    /// <summary>The learning rate to use at zero-based <paramref name="step"/>.</summary>
+    /// <param name="options">Schedule settings; the base rate is <see cref="TrainerOptions.LearningRate"/> × <see cref="TrainerOptions.LearningRateMultiplier"/>.</param>
+    /// <param name="step">Zero-based step.</param>
+    /// <param name="totalSteps">Planned number of steps (at least 1).</param>
+    /// <param name="stepsPerEpoch">Steps per epoch (at least 1), for <see cref="LearningRateScheduleKind.Step"/>.</param>
+    public static double At(TrainerOptions options, long step, long totalSteps, long stepsPerEpoch)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        double baseRate = options.LearningRate * options.LearningRateMultiplier;
+        totalSteps = Math.Max(1, totalSteps);
+        stepsPerEpoch = Math.Max(1, stepsPerEpoch);
+        double final = baseRate * options.FinalLearningRateFraction;
+        switch (options.Schedule)
+        {
+            case LearningRateScheduleKind.Constant:
+                return baseRate;
+            case LearningRateScheduleKind.Step:
+                long epoch = step / stepsPerEpoch;
+                return baseRate * Math.Pow(options.StepGamma, epoch / options.StepSizeEpochs);
+            case LearningRateScheduleKind.Cosine:
+                return Anneal(baseRate, final, Math.Min(1.0, (double)step / totalSteps));
+            case LearningRateScheduleKind.OneCycle:
+                double start = baseRate / options.OneCycleDivFactor;
+                double warm = Math.Max(1.0, options.OneCycleWarmupFraction * totalSteps);
+                if (step < warm)
+                {
+                    return Anneal(start, baseRate, step / warm);
+                }
+
+                return Anneal(baseRate, final, Math.Min(1.0, (step - warm) / Math.Max(1.0, totalSteps - warm)));
+            default:
+                throw new ArgumentOutOfRangeException(nameof(options), options.Schedule, "Unknown schedule.");
+        }
+    }
+
+    private static double Anneal(double from, double to, double fraction) =>
+        to + ((from - to) * 0.5 * (1 + Math.Cos(Math.PI * fraction)));
+}
