@@ -1,0 +1,386 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace Bn.MLNet.Data;
+
+/// <summary>
+/// An <see cref="IBatchSource"/> that streams mini-batches from any <see cref="IDataView"/> through a row cursor,
+/// so it never materializes the data set. Rows pass through a bounded shuffle buffer: at most
+/// <see cref="ShuffleBufferSize"/> rows plus one batch are held at any time.
+/// </summary>
+/// <remarks>
+/// <para>Feature column: a known-size vector of <see cref="float"/>, <see cref="byte"/> or <see cref="double"/>
+/// (converted to float) whose length equals <see cref="FeatureLength"/>; sparse vectors are densified.
+/// Label column: a key type; key value k becomes class index k−1, and a missing key (0) is an error.</para>
+/// <para>Shuffling uses <c>new Random(seed + epoch × 1,000,003)</c>. When the view <see cref="IDataView.CanShuffle"/>
+/// and <see cref="UseSourceShuffling"/> is true, the cursor is also asked for a random order (seeded from the same
+/// generator), which gives a full shuffle for in-memory views; the shuffle buffer then mixes further. Streaming views
+/// (text files, enumerables) are shuffled by the buffer alone: a row can move at most about the buffer's size from
+/// where the cursor produced it, so sorted sources need a large buffer.</para>
+/// <para>Buffer: the shuffle buffer starts empty; the first rows fill it; then each new row takes the place of a
+/// uniformly chosen buffered row, which goes to the batch; at the end of the cursor the buffer is drained in random
+/// order. Its arrays are allocated once per instance (sized by <see cref="IDataView.GetRowCount"/> when the view
+/// knows it) and reused across epochs, so enumerate one epoch at a time per instance.</para>
+/// </remarks>
+public sealed class DataViewBatchSource : IBatchSource
+{
+    private readonly IDataView _data;
+    private readonly DataViewSchema.Column _featureColumn;
+    private readonly DataViewSchema.Column _labelColumn;
+    private float[]? _bufferFeatures;
+    private int[]? _bufferLabels;
+    private int _busy;
+
+    /// <summary>Validates the columns and prepares streaming.</summary>
+    /// <param name="data">The data; it is read once per epoch.</param>
+    /// <param name="featureColumnName">A known-size vector column of Single, Byte or Double.</param>
+    /// <param name="labelColumnName">A key-typed column.</param>
+    /// <param name="featureLength">Expected vector length (C×H×W for images).</param>
+    /// <param name="shuffleBufferSize">Maximum rows held for shuffling (at least 1).</param>
+    /// <param name="seed">Shuffling seed.</param>
+    /// <exception cref="ArgumentException">A column is missing or of the wrong type or length; the message names the
+    /// column, its actual type and what was expected.</exception>
+    public DataViewBatchSource(
+        IDataView data,
+        string featureColumnName,
+        string labelColumnName,
+        int featureLength,
+        int shuffleBufferSize = 8192,
+        int seed = 0)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentException.ThrowIfNullOrEmpty(featureColumnName);
+        ArgumentException.ThrowIfNullOrEmpty(labelColumnName);
+        ArgumentOutOfRangeException.ThrowIfLessThan(featureLength, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(shuffleBufferSize, 1);
+
+        _data = data;
+        _featureColumn = FindColumn(data.Schema, featureColumnName, "feature");
+        _labelColumn = FindColumn(data.Schema, labelColumnName, "label");
+
+        if (_featureColumn.Type is not VectorDataViewType vector
+            || !(vector.ItemType == NumberDataViewType.Single || vector.ItemType == NumberDataViewType.Byte
+                 || vector.ItemType == NumberDataViewType.Double)
+            || vector.Dimensions.Length == 0)
+        {
+            throw new ArgumentException(
+                $"Feature column '{featureColumnName}' has type {_featureColumn.Type}; expected a known-size vector of Single, Byte "
+                + $"or Double of length {featureLength}.",
+                nameof(featureColumnName));
+        }
+
+        if (!vector.IsKnownSize || vector.Size != featureLength)
+        {
+            string actual = vector.IsKnownSize ? $"length {vector.Size}" : "unknown (variable) length";
+            throw new ArgumentException(
+                $"Feature column '{featureColumnName}' is a vector of {vector.ItemType} with {actual}; expected known length {featureLength}.",
+                nameof(featureColumnName));
+        }
+
+        if (_labelColumn.Type is not KeyDataViewType key)
+        {
+            throw new ArgumentException(
+                $"Label column '{labelColumnName}' has type {_labelColumn.Type}; expected a key type (e.g. convert it with "
+                + "mlContext.Transforms.Conversion.MapValueToKey).",
+                nameof(labelColumnName));
+        }
+
+        if (key.Count < 1 || key.Count > int.MaxValue)
+        {
+            throw new ArgumentException(
+                $"Label column '{labelColumnName}' is a key with {key.Count} values; expected 1..{int.MaxValue}.", nameof(labelColumnName));
+        }
+
+        ClassCount = (int)key.Count;
+        FeatureLength = featureLength;
+        ShuffleBufferSize = shuffleBufferSize;
+        Seed = seed;
+
+        if (_labelColumn.HasKeyValues())
+        {
+            VBuffer<ReadOnlyMemory<char>> names = default;
+            _labelColumn.GetKeyValues(ref names);
+            LabelKeyValues = names.DenseValues().Select(n => n.ToString()).ToArray();
+        }
+    }
+
+    /// <inheritdoc />
+    public int FeatureLength { get; }
+
+    /// <summary>Number of classes: the label key type's count. Class indices are 0..ClassCount−1.</summary>
+    public int ClassCount { get; }
+
+    /// <summary>The label column's text key values (class names, by class index), or null when the column has none.</summary>
+    public IReadOnlyList<string>? LabelKeyValues { get; }
+
+    /// <summary>Maximum rows held for shuffling, besides the current batch.</summary>
+    public int ShuffleBufferSize { get; }
+
+    /// <summary>The shuffling seed.</summary>
+    public int Seed { get; }
+
+    /// <summary>The view's row count when it knows it without a pass, otherwise null.</summary>
+    public long? RowCount => _data.GetRowCount();
+
+    /// <summary>
+    /// Whether to ask a view that <see cref="IDataView.CanShuffle"/> for a randomly ordered cursor when shuffling
+    /// (default true). Either way the rows also pass through the shuffle buffer and the order is deterministic per seed and epoch.
+    /// </summary>
+    public bool UseSourceShuffling { get; init; } = true;
+
+    /// <inheritdoc />
+    /// <exception cref="InvalidDataException">(During enumeration) a row has a missing label key (0) or a feature vector
+    /// of the wrong length; the message names the column and row.</exception>
+    public IEnumerable<MiniBatch> ReadEpoch(int batchSize, int epoch, bool shuffle, CancellationToken cancellationToken = default)
+    {
+        EpochShuffle.CheckArguments(batchSize, epoch);
+        return Iterate(batchSize, epoch, shuffle, cancellationToken);
+    }
+
+    private IEnumerable<MiniBatch> Iterate(int batchSize, int epoch, bool shuffle, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        long? rowCount = _data.GetRowCount();
+        int batchCapacity = rowCount is long known ? (int)Math.Clamp(known, 1, batchSize) : batchSize;
+        var batch = new MiniBatch(batchCapacity, FeatureLength);
+        var random = shuffle ? EpochShuffle.ForEpoch(Seed, epoch) : null;
+        var cursorRandom = random is not null && UseSourceShuffling && _data.CanShuffle ? new Random(random.Next()) : null;
+        int f = FeatureLength;
+
+        using var reader = new RowReader(_data.GetRowCursor([_featureColumn, _labelColumn], cursorRandom), _featureColumn, _labelColumn, f, ClassCount);
+
+        if (random is null)
+        {
+            while (reader.MoveNext())
+            {
+                reader.Read(batch.Features.AsSpan(batch.Count * f, f), out batch.Labels[batch.Count]);
+                if (++batch.Count == batch.Capacity)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    yield return batch;
+                    cancellationToken.ThrowIfCancellationRequested();
+                    batch.Count = 0;
+                }
+            }
+        }
+        else
+        {
+            int capacity = rowCount is long n ? (int)Math.Clamp(n, 1, ShuffleBufferSize) : ShuffleBufferSize;
+            bool owned = Interlocked.Exchange(ref _busy, 1) == 0;
+            float[] features;
+            int[] labels;
+            if (owned && _bufferLabels is not null && _bufferLabels.Length >= capacity)
+            {
+                features = _bufferFeatures!;
+                labels = _bufferLabels;
+            }
+            else
+            {
+                features = new float[(long)capacity * f];
+                labels = new int[capacity];
+                if (owned)
+                {
+                    _bufferFeatures = features;
+                    _bufferLabels = labels;
+                }
+            }
+
+            try
+            {
+                int filled = 0;
+                while (reader.MoveNext())
+                {
+                    if (filled < capacity)
+                    {
+                        reader.Read(features.AsSpan(filled * f, f), out labels[filled]);
+                        filled++;
+                        if ((filled & 1023) == 0)
+                        {
+                            cancellationToken.ThrowIfCancellationRequested();
+                        }
+
+                        continue;
+                    }
+
+                    int slot = random.Next(capacity);
+                    features.AsSpan(slot * f, f).CopyTo(batch.Features.AsSpan(batch.Count * f, f));
+                    batch.Labels[batch.Count] = labels[slot];
+                    reader.Read(features.AsSpan(slot * f, f), out labels[slot]);
+                    if (++batch.Count == batch.Capacity)
+                    {
+                        cancellationToken.ThrowIfCancellationRequested();
+                        yield return batch;
+                        cancellationToken.ThrowIfCancellationRequested();
+                        batch.Count = 0;
+                    }
+                }
+
+                while (filled > 0)
+                {
+                    int slot = random.Next(filled);
+                    features.AsSpan(slot * f, f).CopyTo(batch.Features.AsSpan(batch.Count * f, f));
+                    batch.Labels[batch.Count] = labels[slot];
+                    filled--;
+                    if (slot != filled)
+                    {
+                        features.AsSpan(filled * f, f).CopyTo(features.AsSpan(slot * f, f));
+                        labels[slot] = labels[filled];
+                    }
+
+                    if (++batch.Count == batch.Capacity)
+                    {
+                        cancellationToken.ThrowIfCancellationRequested();
+                        yield return batch;
+                        cancellationToken.ThrowIfCancellationRequested();
+                        batch.Count = 0;
+                    }
+                }
+            }
+            finally
+            {
+                if (owned)
+                {
+                    Volatile.Write(ref _busy, 0);
+                }
+            }
+        }
+
+        if (batch.Count > 0)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            yield return batch;
+        }
+    }
+
+    private static DataViewSchema.Column FindColumn(DataViewSchema schema, string name, string role)
+    {
+        var column = schema.GetColumnOrNull(name);
+        if (column is null)
+        {
+            throw new ArgumentException(
+                $"The data has no {role} column '{name}'. Its columns are: "
+                + string.Join(", ", schema.Select(c => $"'{c.Name}' ({c.Type})")) + ".",
+                role == "feature" ? "featureColumnName" : "labelColumnName");
+        }
+
+        return column.Value;
+    }
+
+    /// <summary>Reads the feature and label of the cursor's current row into float/int form.</summary>
+    private sealed class RowReader : IDisposable
+    {
+        private readonly DataViewRowCursor _cursor;
+        private readonly FeatureReader _features;
+        private readonly Func<ulong> _label;
+        private readonly string _labelName;
+        private readonly int _classCount;
+
+        public RowReader(DataViewRowCursor cursor, DataViewSchema.Column featureColumn, DataViewSchema.Column labelColumn, int featureLength, int classCount)
+        {
+            _cursor = cursor;
+            _labelName = labelColumn.Name;
+            _classCount = classCount;
+            var itemType = ((VectorDataViewType)featureColumn.Type).ItemType;
+            _features = itemType == NumberDataViewType.Single
+                ? new FeatureReader<float>(cursor, featureColumn, featureLength, static v => v)
+                : itemType == NumberDataViewType.Byte
+                    ? new FeatureReader<byte>(cursor, featureColumn, featureLength, static v => v)
+                    : new FeatureReader<double>(cursor, featureColumn, featureLength, static v => (float)v);
+            _label = ((KeyDataViewType)labelColumn.Type).RawType switch
+            {
+                var t when t == typeof(uint) => KeyGetter<uint>(cursor, labelColumn, static v => v),
+                var t when t == typeof(byte) => KeyGetter<byte>(cursor, labelColumn, static v => v),
+                var t when t == typeof(ushort) => KeyGetter<ushort>(cursor, labelColumn, static v => v),
+                var t when t == typeof(ulong) => KeyGetter<ulong>(cursor, labelColumn, static v => v),
+                var t => throw new ArgumentException($"Label column '{labelColumn.Name}' is a key of unsupported raw type {t.Name}."),
+            };
+        }
+
+        public bool MoveNext() => _cursor.MoveNext();
+
+        public void Read(Span<float> destination, out int label)
+        {
+            _features.Read(destination);
+            ulong key = _label();
+            if (key == 0)
+            {
+                throw new InvalidDataException(
+                    $"Label column '{_labelName}' has a missing key value (0) at row {_cursor.Position}; every training row needs a class "
+                    + $"(key values 1..{_classCount}).");
+            }
+
+            if (key > (ulong)_classCount)
+            {
+                throw new InvalidDataException(
+                    $"Label column '{_labelName}' has key value {key} at row {_cursor.Position}; expected 1..{_classCount}.");
+            }
+
+            label = (int)(key - 1);
+        }
+
+        public void Dispose() => _cursor.Dispose();
+
+        private static Func<ulong> KeyGetter<T>(DataViewRowCursor cursor, DataViewSchema.Column column, Func<T, ulong> widen)
+        {
+            var getter = cursor.GetGetter<T>(column);
+            T value = default!;
+            return () =>
+            {
+                getter(ref value);
+                return widen(value);
+            };
+        }
+    }
+
+    private abstract class FeatureReader
+    {
+        public abstract void Read(Span<float> destination);
+    }
+
+    private sealed class FeatureReader<T> : FeatureReader
+    {
+        private readonly DataViewRowCursor _cursor;
+        private readonly ValueGetter<VBuffer<T>> _getter;
+        private readonly Func<T, float> _convert;
+        private readonly string _name;
+        private readonly int _length;
+        private VBuffer<T> _buffer;
+
+        public FeatureReader(DataViewRowCursor cursor, DataViewSchema.Column column, int length, Func<T, float> convert)
+        {
+            _cursor = cursor;
+            _getter = cursor.GetGetter<VBuffer<T>>(column);
+            _convert = convert;
+            _name = column.Name;
+            _length = length;
+        }
+
+        public override void Read(Span<float> destination)
+        {
+            _getter(ref _buffer);
+            if (_buffer.Length != _length)
+            {
+                throw new InvalidDataException(
+                    $"Feature column '{_name}' holds a vector of length {_buffer.Length} at row {_cursor.Position}; expected {_length}.");
+            }
+
+            var values = _buffer.GetValues();
+            if (_buffer.IsDense)
+            {
+                for (int i = 0; i < values.Length; i++)
+                {
+                    destination[i] = _convert(values[i]);
+                }
+            }
+            else
+            {
+                destination.Clear();
+                var indices = _buffer.GetIndices();
+                for (int i = 0; i < values.Length; i++)
+                {
+                    destination[indices[i]] = _convert(values[i]);
+                }
+            }
+        }
+    }
+}
