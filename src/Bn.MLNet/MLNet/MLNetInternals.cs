@@ -3,6 +3,7 @@ using System.Reflection;
 using System.Reflection.Emit;
 using System.Runtime.CompilerServices;
 using Microsoft.ML;
+using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
 
 [assembly: InternalsVisibleTo("Bn.MLNet.Tests")]
@@ -31,6 +32,9 @@ namespace Bn.MLNet;
 /// names, so ML.NET registers the loader in every <see cref="MLContext"/> on its own. On the read side we touch
 /// <c>ModelLoadContext.CheckAtModel(VersionInfo)</c>, <c>ModelLoadContext.Reader</c> and
 /// <c>ModelLoadContext.TryLoadBinaryStream(string, Action&lt;BinaryReader&gt;)</c>.</para>
+/// <para><b>Estimator plumbing</b>: the internal <c>SchemaShape.Column</c> constructor (estimators must return a
+/// <see cref="SchemaShape"/>, which has no public way to describe a new column) and the explicitly implemented
+/// <c>IInternalCatalog.Environment</c> of <see cref="TransformsCatalog"/> (to log through <c>mlContext.Log</c>).</para>
 /// <para>Every member is bound once by name; if an ML.NET update renames or removes one, <see cref="Verify"/> and
 /// every save/load throw <see cref="MissingMemberException"/> naming the member.</para>
 /// </remarks>
@@ -46,14 +50,19 @@ internal static class MLNetInternals
     private static readonly ConcurrentDictionary<string, Loadable> s_loadables = new(StringComparer.OrdinalIgnoreCase);
     private static int s_resolverInstalled;
 
-    /// <summary>Installs the assembly resolver for emitted loader assemblies as soon as Bn.MLNet is used.</summary>
+    /// <summary>
+    /// Installs the assembly resolver for emitted loader assemblies and declares <see cref="BatchNormCnnTransformer"/>'s
+    /// loader, as soon as any Bn.MLNet code runs.
+    /// </summary>
 #pragma warning disable CA2255 // The module initializer is the point: it makes loading work without an explicit call.
     [ModuleInitializer]
 #pragma warning restore CA2255
     internal static void InstallResolver()
     {
-        if (Interlocked.Exchange(ref s_resolverInstalled, 1) == 0)
-            AppDomain.CurrentDomain.AssemblyResolve += OnAssemblyResolve;
+        if (Interlocked.Exchange(ref s_resolverInstalled, 1) != 0)
+            return;
+        AppDomain.CurrentDomain.AssemblyResolve += OnAssemblyResolve;
+        RegisterLoadable(typeof(BatchNormCnnTransformer), BatchNormCnnTransformer.LoaderSignature, (env, ctx) => BatchNormCnnTransformer.Create(env, ctx));
     }
 
     /// <summary>
@@ -200,6 +209,27 @@ internal static class MLNetInternals
     }
 
     // ----------------------------------------------------------------------------------------------------------------
+    // Estimator plumbing.
+
+    /// <summary>
+    /// The environment behind a <see cref="TransformsCatalog"/> (ML.NET's internal <c>IInternalCatalog.Environment</c>,
+    /// the route ML.NET's own extension methods use), for logging through <c>mlContext.Log</c> and for seeding.
+    /// </summary>
+    internal static IHostEnvironment GetEnvironment(TransformsCatalog catalog)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return (IHostEnvironment)s_bindings.Value.CatalogEnvironment.GetValue(catalog)!;
+    }
+
+    /// <summary>A <see cref="SchemaShape.Column"/> through its internal constructor (ML.NET has no public one).</summary>
+    internal static SchemaShape.Column NewSchemaShapeColumn(string name, SchemaShape.Column.VectorKind kind, DataViewType itemType, bool isKey, SchemaShape? annotations = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentNullException.ThrowIfNull(itemType);
+        return (SchemaShape.Column)s_bindings.Value.SchemaShapeColumnCtor.Invoke([name, kind, itemType, isKey, annotations]);
+    }
+
+    // ----------------------------------------------------------------------------------------------------------------
     // Save side.
 
     /// <summary>
@@ -329,6 +359,19 @@ internal static class MLNetInternals
             LoadInRepository = Property(ModelLoadContextType, "InRepository", typeof(bool));
             if (LoadTryLoadBinaryStream.ReturnType != typeof(bool))
                 throw Missing("bool Microsoft.ML.ModelLoadContext.TryLoadBinaryStream(string, Action<BinaryReader>)");
+
+            SchemaShapeColumnCtor = typeof(SchemaShape.Column).GetConstructor(
+                Inst, [typeof(string), typeof(SchemaShape.Column.VectorKind), typeof(DataViewType), typeof(bool), typeof(SchemaShape)])
+                ?? throw Missing("Microsoft.ML.SchemaShape.Column..ctor(string, VectorKind, DataViewType, bool, SchemaShape)");
+
+            var dataAssembly = typeof(TransformsCatalog).Assembly;
+            var internalCatalog = dataAssembly.GetType("Microsoft.ML.Data.IInternalCatalog", throwOnError: false)
+                ?? throw Missing($"Microsoft.ML.Data.IInternalCatalog (in {dataAssembly.GetName().Name})");
+            CatalogEnvironment = internalCatalog.GetProperty("Environment", Inst) is { PropertyType: var envType } env && envType == typeof(IHostEnvironment)
+                ? env
+                : throw Missing("IHostEnvironment Microsoft.ML.Data.IInternalCatalog.Environment (property)");
+            if (!internalCatalog.IsAssignableFrom(typeof(TransformsCatalog)))
+                throw Missing("Microsoft.ML.TransformsCatalog : Microsoft.ML.Data.IInternalCatalog");
         }
 
         public Assembly CoreAssembly { get; }
@@ -346,6 +389,8 @@ internal static class MLNetInternals
         public MethodInfo LoadTryLoadBinaryStream { get; }
         public FieldInfo LoadReader { get; }
         public PropertyInfo LoadInRepository { get; }
+        public ConstructorInfo SchemaShapeColumnCtor { get; }
+        public PropertyInfo CatalogEnvironment { get; }
 
         public object NewVersionInfo(ModelVersion v, string loaderAssemblyName) =>
             VersionInfoCtor.Invoke([v.ModelSignature, v.VerWrittenCur, v.VerReadableCur, v.VerWeCanReadBack, loaderAssemblyName, v.LoaderSignature, null]);
