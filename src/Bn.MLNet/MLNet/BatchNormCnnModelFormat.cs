@@ -256,7 +256,8 @@ internal static class BatchNormCnnModelFormat
                     numel = checked(numel * d);
                 }
 
-                if (numel * 8 > bytes.Length)
+                int elementSize = dtype == DTypeInt64 ? 8 : 4;
+                if (numel * elementSize > bytes.Length - r.BaseStream.Position)
                     throw new InvalidDataException($"Tensor '{name}' claims more values than the stream holds.");
                 Array data = dtype switch
                 {
