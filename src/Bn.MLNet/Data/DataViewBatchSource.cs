@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
@@ -11,7 +12,9 @@ namespace Bn.MLNet.Data;
 /// <remarks>
 /// <para>Feature column: a known-size vector of <see cref="float"/>, <see cref="byte"/> or <see cref="double"/>
 /// (converted to float) whose length equals <see cref="FeatureLength"/>; sparse vectors are densified.
-/// Label column: a key type; key value k becomes class index k−1, and a missing key (0) is an error.</para>
+/// Label column: a key type; key value k becomes class index k−1, and a missing key (0) is an error.
+/// (A class loaded with <c>mlContext.Data.LoadFromEnumerable</c> whose <c>[KeyType(n)]</c> member holds the 0-based
+/// index i exposes key value i+1, so it arrives here as class i; out-of-range members become the missing key 0.)</para>
 /// <para>Shuffling uses <c>new Random(seed + epoch × 1,000,003)</c>. When the view <see cref="IDataView.CanShuffle"/>
 /// and <see cref="UseSourceShuffling"/> is true, the cursor is also asked for a random order (seeded from the same
 /// generator), which gives a full shuffle for in-memory views; the shuffle buffer then mixes further. Streaming views
@@ -153,13 +156,13 @@ public sealed class DataViewBatchSource : IBatchSource
         {
             while (reader.MoveNext())
             {
+                ResetIfFull(batch);
                 reader.Read(batch.Features.AsSpan(batch.Count * f, f), out batch.Labels[batch.Count]);
                 if (++batch.Count == batch.Capacity)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
                     yield return batch;
                     cancellationToken.ThrowIfCancellationRequested();
-                    batch.Count = 0;
                 }
             }
         }
@@ -203,6 +206,7 @@ public sealed class DataViewBatchSource : IBatchSource
                     }
 
                     int slot = random.Next(capacity);
+                    ResetIfFull(batch);
                     features.AsSpan(slot * f, f).CopyTo(batch.Features.AsSpan(batch.Count * f, f));
                     batch.Labels[batch.Count] = labels[slot];
                     reader.Read(features.AsSpan(slot * f, f), out labels[slot]);
@@ -211,13 +215,13 @@ public sealed class DataViewBatchSource : IBatchSource
                         cancellationToken.ThrowIfCancellationRequested();
                         yield return batch;
                         cancellationToken.ThrowIfCancellationRequested();
-                        batch.Count = 0;
                     }
                 }
 
                 while (filled > 0)
                 {
                     int slot = random.Next(filled);
+                    ResetIfFull(batch);
                     features.AsSpan(slot * f, f).CopyTo(batch.Features.AsSpan(batch.Count * f, f));
                     batch.Labels[batch.Count] = labels[slot];
                     filled--;
@@ -232,7 +236,6 @@ public sealed class DataViewBatchSource : IBatchSource
                         cancellationToken.ThrowIfCancellationRequested();
                         yield return batch;
                         cancellationToken.ThrowIfCancellationRequested();
-                        batch.Count = 0;
                     }
                 }
             }
@@ -245,10 +248,21 @@ public sealed class DataViewBatchSource : IBatchSource
             }
         }
 
-        if (batch.Count > 0)
+        // A full batch was yielded already; a partial one is the epoch's last.
+        if (batch.Count > 0 && batch.Count < batch.Capacity)
         {
             cancellationToken.ThrowIfCancellationRequested();
             yield return batch;
+        }
+    }
+
+    /// <summary>Starts a new batch only when a row is about to be written, so the last yielded batch stays intact
+    /// after the enumeration ends (e.g. under LINQ's Single or Last).</summary>
+    private static void ResetIfFull(MiniBatch batch)
+    {
+        if (batch.Count == batch.Capacity)
+        {
+            batch.Count = 0;
         }
     }
 
@@ -282,10 +296,10 @@ public sealed class DataViewBatchSource : IBatchSource
             _classCount = classCount;
             var itemType = ((VectorDataViewType)featureColumn.Type).ItemType;
             _features = itemType == NumberDataViewType.Single
-                ? new FeatureReader<float>(cursor, featureColumn, featureLength, static v => v)
+                ? new FeatureReader<float>(cursor, featureColumn, featureLength)
                 : itemType == NumberDataViewType.Byte
-                    ? new FeatureReader<byte>(cursor, featureColumn, featureLength, static v => v)
-                    : new FeatureReader<double>(cursor, featureColumn, featureLength, static v => (float)v);
+                    ? new FeatureReader<byte>(cursor, featureColumn, featureLength)
+                    : new FeatureReader<double>(cursor, featureColumn, featureLength);
             _label = ((KeyDataViewType)labelColumn.Type).RawType switch
             {
                 var t when t == typeof(uint) => KeyGetter<uint>(cursor, labelColumn, static v => v),
@@ -338,19 +352,18 @@ public sealed class DataViewBatchSource : IBatchSource
     }
 
     private sealed class FeatureReader<T> : FeatureReader
+        where T : struct
     {
         private readonly DataViewRowCursor _cursor;
         private readonly ValueGetter<VBuffer<T>> _getter;
-        private readonly Func<T, float> _convert;
         private readonly string _name;
         private readonly int _length;
         private VBuffer<T> _buffer;
 
-        public FeatureReader(DataViewRowCursor cursor, DataViewSchema.Column column, int length, Func<T, float> convert)
+        public FeatureReader(DataViewRowCursor cursor, DataViewSchema.Column column, int length)
         {
             _cursor = cursor;
             _getter = cursor.GetGetter<VBuffer<T>>(column);
-            _convert = convert;
             _name = column.Name;
             _length = length;
         }
@@ -367,18 +380,41 @@ public sealed class DataViewBatchSource : IBatchSource
             var values = _buffer.GetValues();
             if (_buffer.IsDense)
             {
-                for (int i = 0; i < values.Length; i++)
+                Convert(values, destination);
+                return;
+            }
+
+            destination.Clear();
+            var indices = _buffer.GetIndices();
+            Span<float> one = stackalloc float[1];
+            for (int i = 0; i < values.Length; i++)
+            {
+                Convert(values.Slice(i, 1), one);
+                destination[indices[i]] = one[0];
+            }
+        }
+
+        /// <summary>Widens or narrows to float; the type tests are resolved when the JIT specializes T.</summary>
+        private static void Convert(ReadOnlySpan<T> source, Span<float> destination)
+        {
+            if (typeof(T) == typeof(float))
+            {
+                MemoryMarshal.Cast<T, float>(source).CopyTo(destination);
+            }
+            else if (typeof(T) == typeof(byte))
+            {
+                var bytes = MemoryMarshal.Cast<T, byte>(source);
+                for (int i = 0; i < bytes.Length; i++)
                 {
-                    destination[i] = _convert(values[i]);
+                    destination[i] = bytes[i];
                 }
             }
             else
             {
-                destination.Clear();
-                var indices = _buffer.GetIndices();
-                for (int i = 0; i < values.Length; i++)
+                var doubles = MemoryMarshal.Cast<T, double>(source);
+                for (int i = 0; i < doubles.Length; i++)
                 {
-                    destination[indices[i]] = _convert(values[i]);
+                    destination[i] = (float)doubles[i];
                 }
             }
         }

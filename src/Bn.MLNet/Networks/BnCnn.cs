@@ -44,6 +44,7 @@ public sealed class BnCnn : Module<Tensor, Tensor>
     private readonly int _lastHiddenActivation;
     private readonly List<ProbedLayer> _probed = new();
     private readonly NetworkArchitecture _architecture;
+    private const string FileMagic = "Bn.MLNet.BnCnn/1";
 
     /// <summary>Builds the network described by <paramref name="architecture"/> (which is validated and copied).</summary>
     /// <exception cref="ArgumentException">The architecture is invalid.</exception>
@@ -239,6 +240,61 @@ public sealed class BnCnn : Module<Tensor, Tensor>
 
         folded.eval();
         return folded;
+    }
+
+    /// <summary>
+    /// Writes the architecture (JSON) and every parameter and buffer (TorchSharp's state-dict format, which includes the
+    /// input standardization and the BN running statistics) to <paramref name="stream"/>. Read back with <see cref="Load(Stream)"/>.
+    /// </summary>
+    public void Save(Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        using var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true);
+        writer.Write(FileMagic);
+        writer.Write(_architecture.ToJson());
+        save(writer);
+        writer.Flush();
+    }
+
+    /// <summary>Writes the network to a file (see <see cref="Save(Stream)"/>).</summary>
+    public void Save(string path)
+    {
+        using FileStream file = File.Create(path);
+        Save(file);
+    }
+
+    /// <summary>Reads a network written by <see cref="Save(Stream)"/>; it is returned in eval mode.</summary>
+    /// <exception cref="InvalidDataException">The stream does not hold a saved <see cref="BnCnn"/>.</exception>
+    public static BnCnn Load(Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        using var reader = new BinaryReader(stream, System.Text.Encoding.UTF8, leaveOpen: true);
+        string magic;
+        try
+        {
+            magic = reader.ReadString();
+        }
+        catch (EndOfStreamException ex)
+        {
+            throw new InvalidDataException("Not a saved BnCnn: the stream is empty or truncated.", ex);
+        }
+
+        if (magic != FileMagic)
+        {
+            throw new InvalidDataException($"Not a saved BnCnn (header '{magic}', expected '{FileMagic}').");
+        }
+
+        var network = new BnCnn(NetworkArchitecture.FromJson(reader.ReadString()));
+        network.load(reader, strict: true);
+        network.eval();
+        return network;
+    }
+
+    /// <summary>Reads a network from a file written by <see cref="Save(string)"/>.</summary>
+    public static BnCnn Load(string path)
+    {
+        using FileStream file = File.OpenRead(path);
+        return Load(file);
     }
 
     private Tensor Run(Tensor input, ICollection<LayerPercentiles>? record, int maxSample, bool embed)

@@ -11,8 +11,8 @@ internal static class NormalizationLayers
     {
         NormalizationKind.Batch => new Bn.MLNet.Normalization.BatchNorm2d(channels, a.BatchNormEps, a.BatchNormMomentum),
         NormalizationKind.BatchNative => nn.BatchNorm2d(channels, a.BatchNormEps, a.BatchNormMomentum ?? 0.1),
-        NormalizationKind.Group => nn.GroupNorm(a.GroupCount, channels, a.BatchNormEps),
-        NormalizationKind.Layer => nn.GroupNorm(1, channels, a.BatchNormEps),
+        NormalizationKind.Group => new GroupNormLayer(a.GroupCount, channels, a.BatchNormEps),
+        NormalizationKind.Layer => new GroupNormLayer(1, channels, a.BatchNormEps),
         NormalizationKind.None => null,
         _ => throw new ArgumentOutOfRangeException(nameof(a), a.Normalization, "Unknown normalization."),
     };
@@ -22,7 +22,7 @@ internal static class NormalizationLayers
     {
         NormalizationKind.Batch => new Bn.MLNet.Normalization.BatchNorm1d(features, a.BatchNormEps, a.BatchNormMomentum),
         NormalizationKind.BatchNative => nn.BatchNorm1d(features, a.BatchNormEps, a.BatchNormMomentum ?? 0.1),
-        NormalizationKind.Group => nn.GroupNorm(a.GroupCount, features, a.BatchNormEps),
+        NormalizationKind.Group => new GroupNormLayer(a.GroupCount, features, a.BatchNormEps),
         NormalizationKind.Layer => nn.LayerNorm(features, a.BatchNormEps),
         NormalizationKind.None => null,
         _ => throw new ArgumentOutOfRangeException(nameof(a), a.Normalization, "Unknown normalization."),

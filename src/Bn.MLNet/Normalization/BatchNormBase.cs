@@ -126,28 +126,22 @@ public abstract class BatchNormBase : nn.Module<Tensor, Tensor>
         long[] reduceDims = ReduceDims(input.dim());
         Tensor output;
 
-        if (useBatchStats)
+        var settings = new BatchNormFunction.Settings { Eps = Eps, ReduceDims = reduceDims, BatchStatistics = useBatchStats };
+        if (!useBatchStats)
         {
-            Tensor mean, variance;
-            using (torch.no_grad())
-            {
-                (variance, mean) = torch.var_mean(input.detach(), reduceDims, unbiased: false, keepdim: false);
-            }
-
-            output = BatchNormFunction.Apply(input, _weight, _bias, mean, variance, Eps, reduceDims, batchStatistics: true);
-
-            if (training && TrackRunningStats)
-            {
-                long m = input.numel() / NumFeatures;
-                if (Collector is { } collector)
-                    collector.Add(mean, variance, m);
-                else
-                    UpdateRunningStatistics(mean, variance, m);
-            }
+            settings.Mean = _runningMean!;
+            settings.Variance = _runningVar!;
         }
-        else
+
+        output = BatchNormFunction.Apply(input, _weight, _bias, settings);
+
+        if (training && TrackRunningStats)
         {
-            output = BatchNormFunction.Apply(input, _weight, _bias, _runningMean!, _runningVar!, Eps, reduceDims, batchStatistics: false);
+            long m = input.numel() / NumFeatures;
+            if (Collector is { } collector)
+                collector.Add(settings.Mean!, settings.Variance!, m);
+            else
+                UpdateRunningStatistics(settings.Mean!, settings.Variance!, m);
         }
 
         return output.MoveToOuterDisposeScope();

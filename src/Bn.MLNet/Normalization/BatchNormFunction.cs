@@ -5,20 +5,29 @@ namespace Bn.MLNet.Normalization;
 
 /// <summary>
 /// Custom autograd function for y = γ·(x − μ)/√(σ² + ε) + β with the paper's closed-form backward
-/// (Ioffe &amp; Szegedy 2015, section 3, the chain rule below Algorithm 1). With batch statistics, μ and σ² are the
-/// mini-batch mean and biased variance of x itself, so the gradient flows through them; with fixed (running)
-/// statistics the transform is affine in x.
+/// (Ioffe &amp; Szegedy 2015, the chain rule given below Algorithm 1). With batch statistics (training, or no running
+/// statistics), μ = μ_B and σ² = σ²_B are the per-channel mean and biased variance of x itself, computed here, so the
+/// gradient flows through them; with fixed running statistics the transform is affine in x.
 /// </summary>
 internal sealed class BatchNormFunction : torch.autograd.SingleTensorFunction<BatchNormFunction>
 {
-    /// <summary>Non-tensor arguments (kept out of the autograd graph's inputs).</summary>
-    private sealed record Settings(Tensor Mean, Tensor Variance, double Eps, long[] ReduceDims, bool BatchStatistics);
+    /// <summary>
+    /// Non-tensor argument (kept out of the autograd graph's inputs). For batch statistics the forward pass writes
+    /// μ_B and the biased σ²_B (per channel, detached) into <see cref="Mean"/> and <see cref="Variance"/>.
+    /// </summary>
+    internal sealed class Settings
+    {
+        public Tensor? Mean;
+        public Tensor? Variance;
+        public double Eps;
+        public long[] ReduceDims = Array.Empty<long>();
+        public bool BatchStatistics;
+    }
 
     public override string Name => nameof(BatchNormFunction);
 
-    /// <summary>Runs the function, recording the node in the autograd graph when any input requires grad.</summary>
-    public static Tensor Apply(Tensor x, Tensor? gamma, Tensor? beta, Tensor mean, Tensor variance, double eps, long[] reduceDims, bool batchStatistics)
-        => apply(x, gamma!, beta!, new Settings(mean, variance, eps, reduceDims, batchStatistics));
+    public static Tensor Apply(Tensor x, Tensor? gamma, Tensor? beta, Settings settings)
+        => apply(x, gamma!, beta!, settings);
 
     public override Tensor forward(torch.autograd.AutogradContext ctx, params object[] vars)
     {
@@ -27,16 +36,34 @@ internal sealed class BatchNormFunction : torch.autograd.SingleTensorFunction<Ba
         var beta = vars[2] as Tensor;
         var s = (Settings)vars[3];
         long[] shape = BroadcastShape(x);
+        long m = x.numel() / x.shape[1];
 
-        // invstd = 1/√(σ² + ε); x̂ = (x − μ)·invstd
-        var invstd = (s.Variance + s.Eps).rsqrt_();
-        var xhat = (x - s.Mean.view(shape)).mul_(invstd.view(shape));
-        var y = gamma is null ? xhat.clone() : torch.addcmul(beta!.view(shape), xhat, gamma.view(shape), 1);
+        Tensor xhat;      // becomes x̂ in place
+        Tensor variance;
+        if (s.BatchStatistics)
+        {
+            // Two-pass statistics: μ_B = Σx/m, then σ²_B = Σ(x − μ_B)²/m on the centred values (no cancellation).
+            var mean = x.mean(s.ReduceDims, keepdim: true);
+            xhat = x - mean;
+            variance = (xhat * xhat).sum(s.ReduceDims).div_(m);
+            s.Mean = mean.view(-1);
+            s.Variance = variance;
+        }
+        else
+        {
+            xhat = x - s.Mean!.view(shape);
+            variance = s.Variance!;
+        }
+
+        // invstd = 1/√(σ² + ε); x̂ = (x − μ)·invstd; y = γ·x̂ + β
+        var invstd = (variance + s.Eps).rsqrt_();
+        xhat.mul_(invstd.view(shape));
+        var y = gamma is null ? xhat.clone() : xhat.mul(gamma.view(shape)).add_(beta!.view(shape));
 
         ctx.save_for_backward(new List<Tensor> { xhat, invstd, gamma! });
         ctx.save_data("dims", s.ReduceDims);
         ctx.save_data("batch", s.BatchStatistics);
-        ctx.save_data("m", x.numel() / x.shape[1]);
+        ctx.save_data("m", m);
         ctx.save_data("affine", gamma is not null);
         return y;
     }
@@ -54,27 +81,29 @@ internal sealed class BatchNormFunction : torch.autograd.SingleTensorFunction<Ba
         long[] shape = BroadcastShape(xhat);
         var dy = gradOutput;
 
-        // ∂ℓ/∂β = Σ ∂ℓ/∂y ;  ∂ℓ/∂γ = Σ ∂ℓ/∂y · x̂
+        // ∂ℓ/∂β = Σ ∂ℓ/∂y ;  ∂ℓ/∂γ = Σ ∂ℓ/∂y · x̂   (sums over every axis but C)
         var sumDy = dy.sum(dims);
         var sumDyXhat = (dy * xhat).sum(dims);
 
-        // ∂ℓ/∂x̂ = ∂ℓ/∂y · γ, so per channel the factor γ·invstd multiplies ∂ℓ/∂y.
-        var gInvstd = gamma is null ? invstd : gamma * invstd;
+        // ∂ℓ/∂x̂ = ∂ℓ/∂y · γ, so the per-channel factor a = γ·invstd multiplies ∂ℓ/∂y.
+        var a = gamma is null ? invstd : gamma * invstd;
         Tensor dx;
         if (batch)
         {
-            // ∂ℓ/∂σ² = Σ ∂ℓ/∂x̂ · (x − μ) · (−½)(σ² + ε)^(−3/2) = −½ · γ · invstd² · Σ ∂ℓ/∂y · x̂
-            var dVar = gInvstd * invstd * sumDyXhat * -0.5;
-            // ∂ℓ/∂μ = Σ ∂ℓ/∂x̂ · (−invstd) + ∂ℓ/∂σ² · Σ −2(x − μ)/m ; the second sum is exactly 0 (Σ(x − μ) = 0).
-            var dMean = -gInvstd * sumDy;
-            // ∂ℓ/∂x = ∂ℓ/∂x̂ · invstd + ∂ℓ/∂σ² · 2(x − μ)/m + ∂ℓ/∂μ / m, with (x − μ) = x̂ / invstd
-            var coefXhat = dVar * 2.0 / m / invstd;
-            var constant = dMean / m;
-            dx = torch.addcmul(constant.view(shape), xhat, coefXhat.view(shape), 1).addcmul_(dy, gInvstd.view(shape), 1);
+            // Paper:  ∂ℓ/∂σ² = Σ ∂ℓ/∂x̂ · (x − μ) · (−½)(σ² + ε)^(−3/2)      = −½ · a · invstd · Σ ∂ℓ/∂y·x̂
+            //         ∂ℓ/∂μ  = Σ ∂ℓ/∂x̂ · (−invstd) + ∂ℓ/∂σ² · Σ −2(x − μ)/m  = −a · Σ ∂ℓ/∂y   (Σ(x − μ) = 0)
+            //         ∂ℓ/∂x  = ∂ℓ/∂x̂ · invstd + ∂ℓ/∂σ² · 2(x − μ)/m + ∂ℓ/∂μ / m
+            // With (x − μ) = x̂/invstd the three terms are a·∂ℓ/∂y, a·k·x̂ and a·c with
+            //         k = −Σ ∂ℓ/∂y·x̂ / m   and   c = −Σ ∂ℓ/∂y / m,
+            // so ∂ℓ/∂x = a · (∂ℓ/∂y + k·x̂ + c), evaluated in three elementwise passes.
+            var k = sumDyXhat / -m;
+            var c = sumDy / -m;
+            dx = torch.addcmul(dy, xhat, k.view(shape), 1).add_(c.view(shape)).mul_(a.view(shape));
         }
         else
         {
-            dx = dy * gInvstd.view(shape);
+            // Fixed statistics: ∂ℓ/∂x = ∂ℓ/∂x̂ · invstd.
+            dx = dy * a.view(shape);
         }
 
         return new List<Tensor> { dx, affine ? sumDyXhat : null!, affine ? sumDy : null!, null! };

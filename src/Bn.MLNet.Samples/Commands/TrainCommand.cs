@@ -1,0 +1,493 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Bn.MLNet.Data;
+using Bn.MLNet.Networks;
+using Bn.MLNet.Training;
+using Microsoft.ML;
+using Spectre.Console;
+using TorchSharp;
+
+namespace Bn.MLNet.Samples.Commands;
+
+/// <summary>
+/// <c>train</c>: trains a BN CNN on Fashion-MNIST (bundled, or <c>--data DIR</c>) streaming from an ML.NET IDataView, then
+/// evaluates it on the test set. Defaults are the configuration chosen for accuracy per CPU minute.
+/// </summary>
+internal static class TrainCommand
+{
+    private static readonly Option<string?> DataOption = new("--data")
+    {
+        Description = "Folder with the four Fashion-MNIST IDX files (gz or raw). Default: the bundled datasets/fashion-mnist (or $BNMLNET_DATA).",
+        HelpName = "DIR",
+    };
+
+    private static readonly Option<int?> TrainLimitOption = new("--train-limit")
+    {
+        Description = "Use only the first N training rows (default: all 60,000).",
+        HelpName = "N",
+    };
+
+    private static readonly Option<int?> TestLimitOption = new("--test-limit")
+    {
+        Description = "Evaluate on only the first N test rows (default: all 10,000).",
+        HelpName = "N",
+    };
+
+    private static readonly Option<int> ValidationOption = new("--validation")
+    {
+        Description = "Hold out the last N training rows as a validation set, evaluated every epoch; the best epoch's weights are kept (0 = none).",
+        HelpName = "N",
+        DefaultValueFactory = _ => 0,
+    };
+
+    private static readonly Option<int?> PatienceOption = new("--patience")
+    {
+        Description = "With --validation: stop after this many epochs without validation improvement.",
+        HelpName = "EPOCHS",
+    };
+
+    private static readonly Option<string> ConvOption = new("--conv")
+    {
+        Description = "Convolution stages: CHANNELSxREPEATS per stage, comma-separated, each ending with 2x2 max-pooling unless suffixed ':nopool'; 'none' for an MLP.",
+        HelpName = "STAGES",
+        DefaultValueFactory = _ => "32x2,64x2",
+    };
+
+    private static readonly Option<string> HiddenOption = new("--hidden")
+    {
+        Description = "Hidden fully-connected widths, comma-separated, or 'none'.",
+        HelpName = "WIDTHS",
+        DefaultValueFactory = _ => "256",
+    };
+
+    private static readonly Option<double> DropoutOption = new("--dropout")
+    {
+        Description = "Dropout probability after each hidden layer.",
+        DefaultValueFactory = _ => 0.25,
+    };
+
+    private static readonly Option<bool> PaperMlpOption = new("--paper-mlp")
+    {
+        Description = "Use the paper's MNIST network (3 hidden layers of 100 sigmoid units, no convolution); overrides --conv, --hidden, --dropout and --activation.",
+    };
+
+    private static readonly Option<NormalizationKind> NormalizationOption = new("--normalization", "-n")
+    {
+        Description = "Batch (this library's BN), BatchNative (TorchSharp's), None (the paper's baseline), Group or Layer.",
+        DefaultValueFactory = _ => NormalizationKind.Batch,
+    };
+
+    private static readonly Option<ActivationKind> ActivationOption = new("--activation", "-a")
+    {
+        Description = "ReLU, Sigmoid or Tanh.",
+        DefaultValueFactory = _ => ActivationKind.ReLU,
+    };
+
+    private static readonly Option<OptimizerKind> OptimizerOption = new("--optimizer", "-o")
+    {
+        Description = "Sgd (with --momentum, Nesterov unless --no-nesterov), Adam or AdamW.",
+        DefaultValueFactory = _ => OptimizerKind.Sgd,
+    };
+
+    private static readonly Option<double> LearningRateOption = new("--lr")
+    {
+        Description = "Base (peak, for one-cycle) learning rate.",
+        DefaultValueFactory = _ => 0.1,
+    };
+
+    private static readonly Option<double> LrMultiplierOption = new("--lr-multiplier")
+    {
+        Description = "Multiplies --lr (the paper's x5 and x30 runs).",
+        DefaultValueFactory = _ => 1.0,
+    };
+
+    private static readonly Option<LearningRateScheduleKind> ScheduleOption = new("--schedule")
+    {
+        Description = "Constant, Step, Cosine or OneCycle.",
+        DefaultValueFactory = _ => LearningRateScheduleKind.OneCycle,
+    };
+
+    private static readonly Option<double> MomentumOption = new("--momentum")
+    {
+        Description = "SGD momentum.",
+        DefaultValueFactory = _ => 0.9,
+    };
+
+    private static readonly Option<bool> NoNesterovOption = new("--no-nesterov")
+    {
+        Description = "Use classical instead of Nesterov momentum with SGD.",
+    };
+
+    private static readonly Option<double> WeightDecayOption = new("--weight-decay")
+    {
+        Description = "Weight decay (L2 for SGD/Adam, decoupled for AdamW).",
+        DefaultValueFactory = _ => 5e-4,
+    };
+
+    private static readonly Option<double> LabelSmoothingOption = new("--label-smoothing")
+    {
+        Description = "Label smoothing of the cross-entropy loss.",
+        DefaultValueFactory = _ => 0.1,
+    };
+
+    private static readonly Option<int> EpochsOption = new("--epochs", "-e")
+    {
+        Description = "Passes over the training data.",
+        DefaultValueFactory = _ => 10,
+    };
+
+    private static readonly Option<long?> MaxStepsOption = new("--max-steps")
+    {
+        Description = "Optimizer step budget; overrides --epochs.",
+        HelpName = "STEPS",
+    };
+
+    private static readonly Option<int> BatchSizeOption = new("--batch-size", "-b")
+    {
+        Description = "Rows per training mini-batch.",
+        DefaultValueFactory = _ => 128,
+    };
+
+    private static readonly Option<int> CropPaddingOption = new("--crop-padding")
+    {
+        Description = "Random-crop augmentation: zero-pad each side by this many pixels and crop back at a random offset (0 = off).",
+        DefaultValueFactory = _ => 2,
+    };
+
+    private static readonly Option<bool> NoFlipOption = new("--no-flip")
+    {
+        Description = "Disable horizontal-flip augmentation.",
+    };
+
+    private static readonly Option<int> SeedOption = new("--seed")
+    {
+        Description = "Seed for initialization, shuffling, dropout and augmentation.",
+        DefaultValueFactory = _ => 1,
+    };
+
+    private static readonly Option<int?> ThreadsOption = new("--threads", "-t")
+    {
+        Description = "libtorch threads (default: all cores).",
+        HelpName = "N",
+    };
+
+    private static readonly Option<int> ShuffleBufferOption = new("--shuffle-buffer")
+    {
+        Description = "Rows held by the streaming shuffle buffer.",
+        HelpName = "ROWS",
+        DefaultValueFactory = _ => 8192,
+    };
+
+    private static readonly Option<int> LogEveryOption = new("--log-every")
+    {
+        Description = "Record loss, accuracy, learning rate and layer-input percentiles every K steps.",
+        HelpName = "K",
+        DefaultValueFactory = _ => 50,
+    };
+
+    private static readonly Option<string?> ModelOption = new("--model")
+    {
+        Description = "Save the trained network (architecture + weights) to this file.",
+        HelpName = "PATH",
+    };
+
+    private static readonly Option<string?> MetricsOutOption = new("--metrics-out")
+    {
+        Description = "Write JSON with testAccuracy, testLoss, trainSeconds, epochs, memory, the settings and the full history.",
+        HelpName = "FILE",
+    };
+
+    private static readonly Option<string?> HistoryCsvOption = new("--history-csv")
+    {
+        Description = "Write the training history (epoch and step rows, layer-input percentiles) as CSV.",
+        HelpName = "FILE",
+    };
+
+    private static readonly Option<bool> QuietOption = new("--quiet", "-q")
+    {
+        Description = "No progress display; print only the result.",
+    };
+
+    /// <summary>Builds the <c>train</c> command.</summary>
+    public static Command Create()
+    {
+        var command = new Command("train", "Train the BN CNN on Fashion-MNIST and evaluate it on the test set.");
+        Option[] options =
+        {
+            DataOption, TrainLimitOption, TestLimitOption, ValidationOption, PatienceOption,
+            ConvOption, HiddenOption, DropoutOption, PaperMlpOption, NormalizationOption, ActivationOption,
+            OptimizerOption, LearningRateOption, LrMultiplierOption, ScheduleOption, MomentumOption, NoNesterovOption,
+            WeightDecayOption, LabelSmoothingOption, EpochsOption, MaxStepsOption, BatchSizeOption, CropPaddingOption, NoFlipOption,
+            SeedOption, ThreadsOption, ShuffleBufferOption, LogEveryOption, ModelOption, MetricsOutOption, HistoryCsvOption, QuietOption,
+        };
+        foreach (Option option in options)
+        {
+            command.Add(option);
+        }
+
+        command.SetAction((parse, cancellationToken) => Task.Run(() => Run(parse, cancellationToken), CancellationToken.None));
+        return command;
+    }
+
+    private static int Run(ParseResult p, CancellationToken cancellationToken)
+    {
+        NetworkArchitecture architecture;
+        TrainerOptions options;
+        try
+        {
+            architecture = BuildArchitecture(p);
+            architecture.Validate();
+            options = new TrainerOptions
+            {
+                Epochs = p.GetValue(EpochsOption),
+                MaxSteps = p.GetValue(MaxStepsOption),
+                BatchSize = p.GetValue(BatchSizeOption),
+                Optimizer = p.GetValue(OptimizerOption),
+                LearningRate = p.GetValue(LearningRateOption),
+                LearningRateMultiplier = p.GetValue(LrMultiplierOption),
+                Schedule = p.GetValue(ScheduleOption),
+                Momentum = p.GetValue(MomentumOption),
+                Nesterov = !p.GetValue(NoNesterovOption),
+                WeightDecay = p.GetValue(WeightDecayOption),
+                LabelSmoothing = p.GetValue(LabelSmoothingOption),
+                Seed = p.GetValue(SeedOption),
+                Threads = p.GetValue(ThreadsOption),
+                RandomCropPadding = p.GetValue(CropPaddingOption),
+                HorizontalFlip = !p.GetValue(NoFlipOption),
+                EarlyStoppingPatience = p.GetValue(PatienceOption),
+                LogEverySteps = p.GetValue(LogEveryOption),
+            };
+            if (options.Optimizer == OptimizerKind.Sgd && options.Momentum == 0)
+            {
+                options.Nesterov = false;
+            }
+
+            options.Validate();
+        }
+        catch (Exception ex) when (ex is ArgumentException or FormatException)
+        {
+            AnsiConsole.MarkupLine($"[red]Invalid option:[/] {Markup.Escape(ex.Message)}");
+            return 2;
+        }
+
+        bool quiet = p.GetValue(QuietOption);
+        string? dataDir = p.GetValue(DataOption);
+        int? trainLimit = p.GetValue(TrainLimitOption);
+        int? testLimit = p.GetValue(TestLimitOption);
+        int validationRows = p.GetValue(ValidationOption);
+        int shuffleBuffer = p.GetValue(ShuffleBufferOption);
+        int seed = p.GetValue(SeedOption);
+
+        IDataView trainView, testView;
+        IDataView? validationView = null;
+        var ml = new MLContext(seed);
+        try
+        {
+            dataDir ??= FashionMnist.FindDataDirectory();
+            trainView = FashionMnist.LoadTrain(ml, dataDir, trainLimit);
+            testView = FashionMnist.LoadTest(ml, dataDir, testLimit);
+            if (validationRows > 0)
+            {
+                long total = trainView.GetRowCount() ?? throw new InvalidOperationException("The training view has no row count.");
+                if (validationRows >= total - 1)
+                {
+                    throw new ArgumentException($"--validation {validationRows} leaves too few of the {total} training rows.");
+                }
+
+                validationView = ml.Data.SkipRows(trainView, total - validationRows);
+                trainView = ml.Data.TakeRows(trainView, total - validationRows);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or InvalidDataException or ArgumentException or InvalidOperationException)
+        {
+            AnsiConsole.MarkupLine($"[red]Cannot load Fashion-MNIST:[/] {Markup.Escape(ex.Message)}");
+            return 3;
+        }
+
+        var train = new DataViewBatchSource(trainView, FashionMnist.FeaturesColumnName, FashionMnist.LabelColumnName, FashionMnist.FeatureLength, shuffleBuffer, seed);
+        var test = new DataViewBatchSource(testView, FashionMnist.FeaturesColumnName, FashionMnist.LabelColumnName, FashionMnist.FeatureLength, shuffleBuffer, seed);
+        DataViewBatchSource? validation = validationView is null
+            ? null
+            : new DataViewBatchSource(validationView, FashionMnist.FeaturesColumnName, FashionMnist.LabelColumnName, FashionMnist.FeatureLength, shuffleBuffer, seed);
+
+        torch.manual_seed(seed);
+        using var network = new BnCnn(architecture);
+        long parameterCount = network.parameters().Sum(t => t.numel());
+        int threads = options.Threads ?? Environment.ProcessorCount;
+        if (!quiet)
+        {
+            AnsiConsole.MarkupLine($"[bold]Bn.MLNet train[/]  data {Markup.Escape(dataDir)}  rows {train.RowCount}{(validation is null ? string.Empty : $" (+{validation.RowCount} validation)")}  test {test.RowCount}");
+            AnsiConsole.MarkupLine($"network  {Markup.Escape(ArchitectureSpec.Format(architecture))}  ({parameterCount:N0} parameters)");
+            AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+                $"training {options.Optimizer}{(options.Optimizer == OptimizerKind.Sgd ? (options.Nesterov ? " Nesterov" : string.Empty) + $" momentum {options.Momentum}" : string.Empty)} lr {options.LearningRate}x{options.LearningRateMultiplier} {options.Schedule}, wd {options.WeightDecay}, batch {options.BatchSize}, {(options.MaxSteps is long ms ? $"{ms} steps" : $"{options.Epochs} epochs")}, crop {options.RandomCropPadding} flip {options.HorizontalFlip}, smoothing {options.LabelSmoothing}, seed {options.Seed}, {threads} threads")));
+        }
+
+        var trainer = new Trainer(options);
+        TrainingHistory history;
+        try
+        {
+            history = quiet || !AnsiConsole.Profile.Capabilities.Interactive
+                ? trainer.Train(network, train, validation, quiet ? null : new LineProgress(), cancellationToken)
+                : TrainWithProgressBar(trainer, network, train, validation, cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            AnsiConsole.MarkupLine("[yellow]Training cancelled.[/]");
+            return 130;
+        }
+
+        var evalClock = Stopwatch.StartNew();
+        EvaluationResult result = Evaluation.Evaluate(network, test, cancellationToken: cancellationToken);
+        double evalSeconds = evalClock.Elapsed.TotalSeconds;
+        using var process = Process.GetCurrentProcess();
+        process.Refresh();
+        long peakWorkingSet = process.PeakWorkingSet64;
+        long managedHeap = GC.GetTotalMemory(forceFullCollection: false);
+        long peakManaged = GC.GetGCMemoryInfo(GCKind.Any).HeapSizeBytes;
+
+        var table = new Table().AddColumn("metric").AddColumn("value");
+        table.AddRow("test accuracy", result.Accuracy.ToString("0.0000", CultureInfo.InvariantCulture));
+        table.AddRow("test loss", result.Loss.ToString("0.0000", CultureInfo.InvariantCulture));
+        table.AddRow("train seconds", history.TrainSeconds.ToString("0.0", CultureInfo.InvariantCulture));
+        table.AddRow("epochs / steps", $"{history.Epochs.Count} / {history.TotalSteps}");
+        if (history.BestEpoch is int best)
+        {
+            table.AddRow("best epoch", $"{best + 1}{(history.RestoredBestWeights ? " (weights restored)" : string.Empty)}{(history.StoppedEarly ? ", stopped early" : string.Empty)}");
+        }
+
+        if (history.Divergence is DivergenceInfo d)
+        {
+            table.AddRow("[red]diverged[/]", Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"step {d.Step} (epoch {d.Epoch + 1}), lr {d.LearningRate:G4}, loss {d.Loss}")));
+        }
+
+        table.AddRow("peak working set", $"{peakWorkingSet / (1024.0 * 1024.0):0} MB");
+        table.AddRow("managed heap (end)", $"{managedHeap / (1024.0 * 1024.0):0} MB");
+        AnsiConsole.Write(table);
+
+        string? modelPath = p.GetValue(ModelOption);
+        if (modelPath is not null)
+        {
+            network.Save(modelPath);
+            AnsiConsole.MarkupLine($"model saved to {Markup.Escape(Path.GetFullPath(modelPath))}");
+        }
+
+        string? csvPath = p.GetValue(HistoryCsvOption);
+        if (csvPath is not null)
+        {
+            history.SaveCsv(csvPath);
+        }
+
+        string? metricsPath = p.GetValue(MetricsOutOption);
+        if (metricsPath is not null)
+        {
+            var metrics = new JsonObject
+            {
+                ["testAccuracy"] = result.Accuracy,
+                ["testLoss"] = result.Loss,
+                ["testRows"] = result.Count,
+                ["trainSeconds"] = history.TrainSeconds,
+                ["evaluationSeconds"] = evalSeconds,
+                ["epochs"] = history.Epochs.Count,
+                ["steps"] = history.TotalSteps,
+                ["trainRows"] = history.TrainingRows,
+                ["diverged"] = history.Diverged,
+                ["threads"] = threads,
+                ["peakWorkingSetBytes"] = peakWorkingSet,
+                ["managedHeapBytes"] = managedHeap,
+                ["managedHeapSizeAtLastGcBytes"] = peakManaged,
+                ["parameters"] = parameterCount,
+                ["commandLine"] = string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
+                ["architecture"] = JsonNode.Parse(architecture.ToJson()),
+                ["trainerOptions"] = JsonSerializer.SerializeToNode(options, MetricsJson),
+                ["history"] = JsonNode.Parse(history.ToJson()),
+            };
+            File.WriteAllText(metricsPath, metrics.ToJsonString(MetricsJson));
+            if (!quiet)
+            {
+                AnsiConsole.MarkupLine($"metrics written to {Markup.Escape(Path.GetFullPath(metricsPath))}");
+            }
+        }
+
+        return history.Diverged ? 4 : 0;
+    }
+
+    private static readonly JsonSerializerOptions MetricsJson = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
+    };
+
+    private static NetworkArchitecture BuildArchitecture(ParseResult p)
+    {
+        NetworkArchitecture a;
+        if (p.GetValue(PaperMlpOption))
+        {
+            a = NetworkArchitecture.PaperMnistMlp();
+        }
+        else
+        {
+            a = NetworkArchitecture.Default();
+            a.ConvStages = ArchitectureSpec.ParseStages(p.GetValue(ConvOption) ?? string.Empty);
+            a.HiddenLayers = ArchitectureSpec.ParseHidden(p.GetValue(HiddenOption) ?? string.Empty);
+            a.Dropout = p.GetValue(DropoutOption);
+            a.Activation = p.GetValue(ActivationOption);
+        }
+
+        a.InputChannels = 1;
+        a.InputHeight = FashionMnist.ImageRows;
+        a.InputWidth = FashionMnist.ImageColumns;
+        a.ClassCount = FashionMnist.ClassCount;
+        a.Normalization = p.GetValue(NormalizationOption);
+        return a;
+    }
+
+    private static TrainingHistory TrainWithProgressBar(Trainer trainer, BnCnn network, IBatchSource train, IBatchSource? validation, CancellationToken cancellationToken)
+    {
+        TrainingHistory? history = null;
+        AnsiConsole.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                ProgressTask task = ctx.AddTask("starting", maxValue: 1);
+                var progress = new SyncProgress(r =>
+                {
+                    task.MaxValue = r.PlannedSteps;
+                    task.Value = r.Step;
+                    task.Description = Markup.Escape(Describe(r));
+                    if (r.EpochCompleted)
+                    {
+                        AnsiConsole.MarkupLine(Markup.Escape(Describe(r)));
+                    }
+                });
+                history = trainer.Train(network, train, validation, progress, cancellationToken);
+                task.Value = task.MaxValue;
+            });
+        return history!;
+    }
+
+    private static string Describe(TrainingProgress r) => string.Create(CultureInfo.InvariantCulture,
+        $"epoch {r.Epoch + 1}/{r.PlannedEpochs} step {r.Step} loss {r.Loss:0.0000} acc {r.Accuracy:0.0000}{(r.ValidationAccuracy is double v ? $" val {v:0.0000}" : string.Empty)} lr {r.LearningRate:0.####} {r.ImagesPerSecond:0} img/s");
+
+    private sealed class SyncProgress(Action<TrainingProgress> action) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => action(value);
+    }
+
+    /// <summary>Plain progress lines (redirected output): one per epoch.</summary>
+    private sealed class LineProgress : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value)
+        {
+            if (value.EpochCompleted)
+            {
+                Console.WriteLine($"{Describe(value)}  {value.ElapsedSeconds:0}s");
+            }
+        }
+    }
+}

@@ -1,0 +1,255 @@
+using Bn.MLNet.Networks;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Bn.MLNet.Tests.Networks;
+
+[Collection(TorchGlobalStateCollection.Name)]
+public class BnCnnTests
+{
+    private static NetworkArchitecture Small(NormalizationKind norm = NormalizationKind.Batch, ActivationKind act = ActivationKind.ReLU) => new()
+    {
+        InputChannels = 1,
+        InputHeight = 12,
+        InputWidth = 12,
+        ConvStages = new List<ConvStage> { new(8, 2, true), new(16, 1, true) },
+        HiddenLayers = new[] { 32 },
+        Dropout = 0.2,
+        Normalization = norm,
+        Activation = act,
+        GroupCount = 4,
+    };
+
+    public static TheoryData<NormalizationKind, ActivationKind> Kinds()
+    {
+        var data = new TheoryData<NormalizationKind, ActivationKind>();
+        foreach (NormalizationKind n in Enum.GetValues<NormalizationKind>())
+        {
+            foreach (ActivationKind a in Enum.GetValues<ActivationKind>())
+            {
+                data.Add(n, a);
+            }
+        }
+
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void EachNormalizationAndActivationBuildsAndRuns(NormalizationKind norm, ActivationKind act)
+    {
+        torch.manual_seed(3);
+        using var net = new BnCnn(Small(norm, act));
+        using var x = torch.rand(6, 144) * 255;
+        net.train();
+        using (var y = net.call(x))
+        {
+            Assert.Equal(new long[] { 6, 10 }, y.shape);
+            using var sum = y.sum();
+            sum.backward();
+        }
+
+        Assert.All(net.parameters(), p => Assert.NotNull(p.grad));
+        net.eval();
+        using (torch.no_grad())
+        using (var y = net.call(x))
+        using (var finite = y.isfinite().all())
+        {
+            Assert.True(finite.item<bool>());
+            if (norm != NormalizationKind.None)
+            {
+                // Normalized activations feed a freshly initialized linear layer: logits stay small.
+                double max = y.abs().max().item<float>();
+                Assert.True(max < 20, $"logits up to {max}");
+            }
+        }
+
+        int expectedNorms = norm == NormalizationKind.None ? 0 : 4;
+        Assert.Equal(expectedNorms, net.ProbedLayers.Count(p => p.Kind == ProbedLayerKind.Normalization));
+        Assert.Equal(4, net.ProbedLayers.Count(p => p.Kind == ProbedLayerKind.Activation));
+        bool hasBnModule = net.modules().Any(m => m is Bn.MLNet.Normalization.BatchNorm2d or Bn.MLNet.Normalization.BatchNorm1d);
+        Assert.Equal(norm == NormalizationKind.Batch, hasBnModule);
+    }
+
+    [Fact]
+    public void StateDictKeysLookLikePyTorch()
+    {
+        using var net = new BnCnn(NetworkArchitecture.Default());
+        string[] keys = net.state_dict().Keys.ToArray();
+        // TorchSharp lists parameters before buffers; the names are PyTorch's (features.N / classifier.N / logits).
+        string[] expected =
+        {
+            "input_mean", "input_std",
+            "features.0.weight",
+            "features.1.weight", "features.1.bias", "features.1.running_mean", "features.1.running_var", "features.1.num_batches_tracked",
+            "features.3.weight", "features.7.weight", "features.10.weight",
+        };
+        Assert.All(expected, k => Assert.Contains(k, keys));
+        Assert.All(keys, k => Assert.Matches(@"^(input_mean|input_std|(features|classifier)\.\d+\.(weight|bias|running_mean|running_var|num_batches_tracked)|logits\.(weight|bias))$", k));
+        Assert.DoesNotContain("features.0.bias", keys);
+        Assert.Contains("classifier.0.weight", keys);
+        Assert.DoesNotContain("classifier.0.bias", keys);
+        Assert.Contains("classifier.1.running_var", keys);
+        Assert.Contains("logits.weight", keys);
+        Assert.Contains("logits.bias", keys);
+
+        var a = NetworkArchitecture.Default();
+        a.Normalization = NormalizationKind.None;
+        using var plain = new BnCnn(a);
+        Assert.Contains("features.0.bias", plain.state_dict().Keys);
+
+        using var native = new BnCnn(new NetworkArchitecture { ConvStages = NetworkArchitecture.Default().ConvStages, HiddenLayers = new[] { 256 }, Dropout = 0.25, Normalization = NormalizationKind.BatchNative });
+        Assert.Equal(keys, native.state_dict().Keys.ToArray());
+    }
+
+    [Fact]
+    public void SameSeedGivesSameInitialization()
+    {
+        torch.manual_seed(11);
+        using var a = new BnCnn(Small());
+        torch.manual_seed(11);
+        using var b = new BnCnn(Small());
+        torch.manual_seed(12);
+        using var c = new BnCnn(Small());
+        Assert.True(a.parameters().Zip(b.parameters()).All(p => p.First.equal(p.Second).all().item<bool>()));
+        Assert.False(a.parameters().Zip(c.parameters()).All(p => p.First.equal(p.Second).all().item<bool>()));
+    }
+
+    [Fact]
+    public void ForwardAcceptsFlatAndImageInputAndStandardizes()
+    {
+        torch.manual_seed(5);
+        using var net = new BnCnn(Small());
+        net.eval();
+        using var flat = torch.rand(3, 144) * 255;
+        using var image = flat.view(3, 1, 12, 12);
+        using var noGrad = torch.no_grad();
+        net.SetInputStandardization(new[] { 100f }, new[] { 50f });
+        Assert.Equal(new[] { 100f }, net.InputMean);
+        Assert.Equal(new[] { 50f }, net.InputStd);
+        using var y1 = net.call(flat);
+        using var y2 = net.call(image);
+        Assert.True(y1.allclose(y2));
+
+        // The same network with identity standardization fed pre-standardized input gives the same output.
+        net.SetInputStandardization(new[] { 0f }, new[] { 1f });
+        using var pre = (flat - 100) / 50;
+        using var y3 = net.call(pre);
+        Assert.True(y1.allclose(y3, rtol: 1e-4, atol: 1e-5));
+
+        Assert.Throws<ArgumentException>(() => net.call(torch.rand(3, 100)));
+        Assert.Throws<ArgumentException>(() => net.SetInputStandardization(new[] { 0f }, new[] { 0f }));
+        Assert.Throws<ArgumentException>(() => net.SetInputStandardization(new[] { 0f, 1f }, new[] { 1f, 1f }));
+    }
+
+    [Fact]
+    public void EmbedReturnsLastHiddenActivations()
+    {
+        torch.manual_seed(5);
+        using var net = new BnCnn(Small());
+        net.eval();
+        using var noGrad = torch.no_grad();
+        using var x = torch.rand(4, 144) * 255;
+        using var e = net.Embed(x);
+        Assert.Equal(32, net.EmbeddingSize);
+        Assert.Equal(new long[] { 4, 32 }, e.shape);
+        Assert.True(e.ge(0).all().item<bool>(), "ReLU output is non-negative");
+
+        var a = Small();
+        a.HiddenLayers = Array.Empty<int>();
+        using var noHidden = new BnCnn(a);
+        Assert.Equal(16 * 3 * 3, noHidden.EmbeddingSize);
+    }
+
+    [Fact]
+    public void ForwardRecordingGivesOrderedPercentilesPerProbedLayer()
+    {
+        torch.manual_seed(5);
+        using var net = new BnCnn(NetworkArchitecture.PaperMnistMlp());
+        using var x = torch.rand(64, 784) * 255;
+        var record = new List<LayerPercentiles>();
+        using var y = net.ForwardRecording(x, record, maxSample: 500);
+        using var plain = net.call(x);
+        Assert.Equal(6, net.ProbedLayers.Count);
+        Assert.Equal(net.ProbedLayers.Select(p => p.Name), record.Select(r => r.Layer));
+        Assert.All(record, r => Assert.True(r.P15 <= r.P50 && r.P50 <= r.P85));
+        // Inputs of a BN layer are pre-normalization; the sigmoid inputs come out of BN (≈ zero median).
+        Assert.True(Math.Abs(record[1].P50) < 0.5, $"median of the first sigmoid input {record[1].P50}");
+        Assert.True(y.allclose(plain), "recording must not change the output");
+    }
+
+    [Theory]
+    [InlineData(NormalizationKind.Batch)]
+    [InlineData(NormalizationKind.BatchNative)]
+    public void FoldingGivesEqualEvalOutputs(NormalizationKind kind)
+    {
+        torch.manual_seed(9);
+        using var net = new BnCnn(Small(kind));
+        net.SetInputStandardization(new[] { 90f }, new[] { 70f });
+        net.train();
+        using (torch.no_grad())
+        {
+            // A few training-mode passes move the running statistics away from (0, 1); then randomize γ and β.
+            for (int i = 0; i < 5; i++)
+            {
+                using var warm = torch.rand(16, 144) * 255;
+                using var _ = net.call(warm);
+            }
+
+            foreach ((string name, var p) in net.named_parameters())
+            {
+                if (name.StartsWith("features.1.", StringComparison.Ordinal) || name.StartsWith("classifier.1.", StringComparison.Ordinal))
+                {
+                    p.copy_(torch.rand_like(p) + 0.5);
+                }
+            }
+        }
+
+        net.eval();
+        using var folded = net.FoldBatchNorm();
+        Assert.Equal(NormalizationKind.None, folded.Architecture.Normalization);
+        Assert.DoesNotContain(folded.state_dict().Keys, k => k.Contains("running_mean", StringComparison.Ordinal));
+        Assert.False(folded.training);
+        using var noGrad = torch.no_grad();
+        using var x = torch.rand(8, 144) * 255;
+        using var expected = net.call(x);
+        using var actual = folded.call(x);
+        double maxDiff = (expected - actual).abs().max().item<float>();
+        Assert.True(maxDiff < 1e-3, $"max difference {maxDiff}");
+        Assert.True(expected.abs().max().item<float>() > 1e-2, "outputs must not be trivially zero");
+    }
+
+    [Fact]
+    public void FoldingGroupNormIsRefused()
+    {
+        using var net = new BnCnn(Small(NormalizationKind.Group));
+        Assert.Throws<NotSupportedException>(() => net.FoldBatchNorm());
+    }
+
+    [Fact]
+    public void SaveAndLoadGiveTheSameNetwork()
+    {
+        torch.manual_seed(9);
+        using var net = new BnCnn(Small());
+        net.SetInputStandardization(new[] { 90f }, new[] { 70f });
+        net.train();
+        using (torch.no_grad())
+        using (var warm = net.call(torch.rand(16, 144) * 255))
+        {
+        }
+
+        net.eval();
+        using var stream = new MemoryStream();
+        net.Save(stream);
+        stream.Position = 0;
+        using var back = BnCnn.Load(stream);
+        Assert.Equal(net.Architecture.ToJson(), back.Architecture.ToJson());
+        Assert.Equal(new[] { 90f }, back.InputMean);
+        using var noGrad = torch.no_grad();
+        using var x = torch.rand(5, 144) * 255;
+        using var a = net.call(x);
+        using var b = back.call(x);
+        Assert.True(a.equal(b).all().item<bool>());
+        Assert.Throws<InvalidDataException>(() => BnCnn.Load(new MemoryStream(new byte[] { 3, 65, 66, 67 })));
+    }
+}
