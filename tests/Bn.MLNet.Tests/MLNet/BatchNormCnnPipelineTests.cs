@@ -1,4 +1,6 @@
 using Bn.MLNet.Data;
+using Bn.MLNet.Networks;
+using Bn.MLNet.Training;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using static Bn.MLNet.Tests.MLNet.MLNetTestData;
@@ -176,9 +178,9 @@ public class BatchNormCnnPipelineTests
             lock (messages)
                 messages.Add(e.Message);
         };
-        var reports = new List<Training.TrainingProgress>();
+        var reports = new List<TrainingProgress>();
         var options = SmallOptions();
-        options.Progress = new SyncProgress<Training.TrainingProgress>(reports.Add);
+        options.Progress = new SyncProgress<TrainingProgress>(reports.Add);
         var data = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(Rows(FashionMnistSplit.Train, 200)))
             .Transform(ml.Data.LoadFromEnumerable(Rows(FashionMnistSplit.Train, 200)));
         using var model = ml.Transforms.BatchNormCnn(options).Fit(data);
@@ -196,7 +198,7 @@ public class BatchNormCnnPipelineTests
         options.CancellationToken = cts.Token;
         options.BatchSize = 10; // 40 steps; the first progress report (step 10) cancels
         var steps = new List<long>();
-        options.Progress = new SyncProgress<Training.TrainingProgress>(r =>
+        options.Progress = new SyncProgress<TrainingProgress>(r =>
         {
             steps.Add(r.Step);
             cts.Cancel();
@@ -242,8 +244,8 @@ public class BatchNormCnnPipelineTests
         Assert.True(maxDiff > 1e-4, $"population statistics changed no score (max |Δ| = {maxDiff})");
         Assert.Equal(BatchNormInferenceMode.PopulationStatistics, BnTransformer(population.Model).InferenceMode);
         var foldedBn = BnTransformer(folded.Model);
-        Assert.Equal(Networks.NormalizationKind.None, foldedBn.ScoringNetwork.Architecture.Normalization);
-        Assert.Equal(Networks.NormalizationKind.Batch, foldedBn.Network.Architecture.Normalization);
+        Assert.Equal(NormalizationKind.None, foldedBn.ScoringNetwork.Architecture.Normalization);
+        Assert.Equal(NormalizationKind.Batch, foldedBn.Network.Architecture.Normalization);
     }
 
     /// <summary>An IProgress that reports synchronously (Progress&lt;T&gt; posts to the thread pool).</summary>
