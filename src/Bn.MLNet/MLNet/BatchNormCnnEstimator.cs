@@ -1,0 +1,161 @@
+using Bn.MLNet.Data;
+using Bn.MLNet.Networks;
+using Bn.MLNet.Training;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Bn.MLNet;
+
+/// <summary>
+/// Trains a Batch-Normalized CNN on an <see cref="IDataView"/> of images and returns a <see cref="BatchNormCnnTransformer"/>.
+/// Create it with <see cref="BatchNormCnnCatalog.BatchNormCnn(TransformsCatalog, BatchNormCnnOptions)"/>.
+/// </summary>
+/// <remarks>
+/// <para><b>Input and output columns</b></para>
+/// <list type="table">
+/// <listheader><term>Column</term><description>Type</description></listheader>
+/// <item><term>Features (input, <see cref="BatchNormCnnOptions.FeatureColumnName"/>)</term><description>Known-size vector of
+/// <see cref="float"/> (or <see cref="byte"/>, <see cref="double"/>, converted) of length ImageChannels×ImageHeight×ImageWidth,
+/// channel-major, raw pixel units (standardized inside the network).</description></item>
+/// <item><term>Label (input, training only, <see cref="BatchNormCnnOptions.LabelColumnName"/>)</term><description>Key type
+/// (use <c>MapValueToKey</c>); its key count is the class count.</description></item>
+/// <item><term>Score (output, <see cref="BatchNormCnnOptions.ScoreColumnName"/>)</term><description>Known-size vector of
+/// <see cref="float"/>: softmax probabilities, one per class, with <c>SlotNames</c> from the label's key values.</description></item>
+/// <item><term>PredictedLabel (output, <see cref="BatchNormCnnOptions.PredictedLabelColumnName"/>)</term><description>Key of
+/// <see cref="uint"/> with the label's class count and its <c>KeyValues</c> (so <c>MapKeyToValue</c> gives the original label).</description></item>
+/// <item><term>Embedding (optional output, <see cref="BatchNormCnnOptions.EmbeddingColumnName"/>)</term><description>Known-size
+/// vector of <see cref="float"/>: the last hidden layer's activations.</description></item>
+/// </list>
+/// <para>All input columns pass through. <see cref="Fit"/> streams the data (a bounded shuffle buffer, never the whole
+/// view), logs through the <see cref="MLContext"/> log (<c>mlContext.Log</c>) and <see cref="BatchNormCnnOptions.Progress"/>,
+/// and returns the transformer in eval mode.</para>
+/// </remarks>
+public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
+{
+    private readonly IHostEnvironment _env;
+    private readonly BatchNormCnnOptions _options;
+
+    internal BatchNormCnnEstimator(IHostEnvironment env, BatchNormCnnOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(env);
+        ArgumentNullException.ThrowIfNull(options);
+        _env = env;
+        _options = options.Clone();
+        _options.Validate();
+    }
+
+    /// <summary>A copy of the settings.</summary>
+    public BatchNormCnnOptions Options => _options.Clone();
+
+    /// <summary>Checks the input columns (feature: vector of Single/Byte/Double, not variable-size; label: key) and describes the output.</summary>
+    /// <exception cref="ArgumentException">A column is missing or has the wrong type; the message names the column, its type and what was expected.</exception>
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema) =>
+        BatchNormCnnSchema.GetOutputShape(inputSchema, ColumnSettings.From(_options));
+
+    /// <summary>Trains the network on <paramref name="input"/>.</summary>
+    /// <exception cref="ArgumentException">The columns do not fit (see <see cref="GetOutputSchema"/>; here the vector length is also checked).</exception>
+    /// <exception cref="OperationCanceledException"><see cref="BatchNormCnnOptions.CancellationToken"/> was cancelled.</exception>
+    public BatchNormCnnTransformer Fit(IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var o = _options;
+        var columns = ColumnSettings.From(o);
+        BatchNormCnnSchema.CheckFeatureColumn(input.Schema, columns, nameof(input));
+        var labelColumn = BatchNormCnnSchema.CheckLabelColumn(input.Schema, columns, nameof(input));
+        var labels = ClassLabels.FromColumn(labelColumn);
+        if (o.ValidationData is not null)
+        {
+            BatchNormCnnSchema.CheckFeatureColumn(o.ValidationData.Schema, columns, nameof(o.ValidationData));
+            var vl = BatchNormCnnSchema.CheckLabelColumn(o.ValidationData.Schema, columns, nameof(o.ValidationData));
+            if (((KeyDataViewType)vl.Type).Count != (ulong)labels.Count)
+            {
+                throw new ArgumentException(
+                    $"Validation label column '{columns.LabelColumnName}' has {((KeyDataViewType)vl.Type).Count} classes; the training data has {labels.Count}. " +
+                    "Fit one MapValueToKey on the training data and apply it to both.", nameof(o.ValidationData));
+            }
+        }
+
+        var host = _env.Register("BatchNormCnn");
+        int seed = o.Seed ?? host.Rand.Next();
+        var architecture = o.ToArchitecture(labels.Count);
+        var trainerOptions = o.ToTrainerOptions(seed);
+
+        using var ch = host.Start("Fit");
+        ch.Info(MessageSensitivity.None, "{0}", $"BatchNormCnn: training {architecture.ToJson()} on '{columns.FeatureColumnName}' ({columns.ShapeText}) → {labels.Count} classes; " +
+                $"{o.Epochs} epochs, batch {o.BatchSize}, {o.Optimizer} lr {o.LearningRate} ({o.Schedule}), seed {seed}, inference {o.InferenceMode}.");
+
+        torch.manual_seed(seed);
+        var network = new BnCnn(architecture);
+        try
+        {
+            var train = new DataViewBatchSource(input, columns.FeatureColumnName, columns.LabelColumnName, columns.FeatureLength, o.ShuffleBufferSize, seed);
+            var validation = o.ValidationData is null
+                ? null
+                : new DataViewBatchSource(o.ValidationData, columns.FeatureColumnName, columns.LabelColumnName, columns.FeatureLength, o.ShuffleBufferSize, seed);
+            var history = new Trainer(trainerOptions).Train(network, train, validation, new ChannelProgress(ch, o.Progress), o.CancellationToken);
+
+            if (history.Divergence is { } d)
+            {
+                ch.Warning(MessageSensitivity.None, "{0}", $"BatchNormCnn: training diverged at epoch {d.Epoch}, step {d.Step} (loss {d.Loss}, learning rate {d.LearningRate}); " +
+                           "the transformer keeps the last finite weights. See TrainingHistory.Divergence.");
+            }
+
+            var last = history.Epochs.LastOrDefault();
+            ch.Info(MessageSensitivity.None, "{0}", $"BatchNormCnn: trained {history.TotalSteps} steps on {history.TrainingRows} rows in {history.TrainSeconds:F1} s" +
+                    (last is null ? "." : $"; last epoch loss {last.TrainLoss:F4}, accuracy {last.TrainAccuracy:F4}" +
+                     (last.ValidationAccuracy is double va ? $", validation accuracy {va:F4}." : ".")));
+
+            if (o.InferenceMode == BatchNormInferenceMode.PopulationStatistics)
+            {
+                o.CancellationToken.ThrowIfCancellationRequested();
+                int batches = Normalization.PopulationStatistics.Recompute(network, Batches(train, o.BatchSize, columns.FeatureLength, o.CancellationToken));
+                ch.Info(MessageSensitivity.None, "{0}", $"BatchNormCnn: replaced the BN moving averages by population statistics over {batches} training mini-batches (Algorithm 2).");
+            }
+
+            network.eval();
+            return new BatchNormCnnTransformer(_env, columns, labels, network, history, o.InferenceMode, o.InferenceBatchSize);
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Training mini-batches as tensors for Algorithm 2 (one pass, unshuffled; batches of one row are skipped).</summary>
+    private static IEnumerable<Tensor> Batches(IBatchSource source, int batchSize, int featureLength, CancellationToken token)
+    {
+        foreach (var batch in source.ReadEpoch(batchSize, epoch: 0, shuffle: false, token))
+        {
+            if (batch.Count < 2)
+                continue;
+            var copy = new float[batch.Count * featureLength];
+            Array.Copy(batch.Features, copy, copy.Length);
+            using var t = torch.tensor(copy, [batch.Count, (long)featureLength]);
+            yield return t;
+        }
+    }
+
+    /// <summary>Forwards progress to the caller's receiver and to the ML.NET log channel.</summary>
+    private sealed class ChannelProgress(IChannel channel, IProgress<TrainingProgress>? inner) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value)
+        {
+            if (value.EpochCompleted)
+            {
+                channel.Info(MessageSensitivity.None, "{0}", $"BatchNormCnn: epoch {value.Epoch + 1}/{value.PlannedEpochs} step {value.Step}/{value.PlannedSteps} loss {value.Loss:F4} " +
+                             $"accuracy {value.Accuracy:F4}" + (value.ValidationAccuracy is double v ? $" validation {v:F4}" : string.Empty) +
+                             $" lr {value.LearningRate:G4} {value.ImagesPerSecond:F0} img/s {value.ElapsedSeconds:F1} s");
+            }
+            else
+            {
+                channel.Trace(MessageSensitivity.None, "{0}", $"BatchNormCnn: epoch {value.Epoch + 1} step {value.Step}/{value.PlannedSteps} loss {value.Loss:F4} {value.ImagesPerSecond:F0} img/s");
+            }
+
+            inner?.Report(value);
+        }
+    }
+}

@@ -1,0 +1,368 @@
+using System.Security.Cryptography;
+using System.Text;
+using Bn.MLNet.Networks;
+using Bn.MLNet.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Bn.MLNet;
+
+/// <summary>Everything a saved <see cref="BatchNormCnnTransformer"/> holds besides ML.NET's own header.</summary>
+internal sealed record BatchNormCnnModelContent(
+    ColumnSettings Columns,
+    int InferenceBatchSize,
+    BatchNormInferenceMode InferenceMode,
+    NetworkArchitecture Architecture,
+    float[] InputMean,
+    float[] InputStd,
+    ClassLabels Labels,
+    TrainingHistory? History,
+    IReadOnlyList<NamedTensor> Tensors);
+
+/// <summary>One state-dict entry as plain data.</summary>
+internal sealed record NamedTensor(string Name, ScalarType DType, long[] Shape, Array Data);
+
+/// <summary>
+/// The Bn.MLNet payload of a saved BatchNormCnn model: a small checksummed main block in ML.NET's main stream and the
+/// network in the side stream <see cref="NetworkStreamName"/>, whose length and SHA-256 the main block records.
+/// </summary>
+/// <remarks>
+/// Format version history:
+/// <list type="bullet">
+/// <item><description>1 (Bn.MLNet 0.1): first version.</description></item>
+/// </list>
+/// Any change of the layout below increments <see cref="FormatVersion"/>; a reader refuses versions above its own.
+/// </remarks>
+internal static class BatchNormCnnModelFormat
+{
+    /// <summary>The payload format this code writes and the newest it reads.</summary>
+    public const int FormatVersion = 1;
+
+    /// <summary>The oldest payload format this code reads.</summary>
+    public const int MinFormatVersion = 1;
+
+    /// <summary>Name of the side stream holding the network.</summary>
+    public const string NetworkStreamName = "BatchNormCnn.bin";
+
+    private const int MaxMainBlock = 1 << 20;
+    private const long MaxNetworkStream = 1L << 31;
+    private const byte DTypeFloat32 = 1;
+    private const byte DTypeInt64 = 2;
+
+    /// <summary>Serializes the side stream.</summary>
+    public static byte[] WriteNetwork(BatchNormCnnModelContent c)
+    {
+        // Binary format of the side stream "BatchNormCnn.bin" (all little-endian, strings as BinaryWriter strings):
+        //   string   architecture JSON (NetworkArchitecture.ToJson)
+        //   int32    C; float32[C] input mean; float32[C] input standard deviation
+        //   labels   ClassLabels.Write: int32 count; byte type code; count values
+        //   string   training history JSON ("" when there is none)
+        //   int32    tensor count; per tensor, in state-dict order:
+        //              string name; byte dtype (1 = float32, 2 = int64); int32 rank; int64[rank] shape; values
+        using var ms = new MemoryStream();
+        using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true))
+        {
+            w.Write(c.Architecture.ToJson());
+            w.Write(c.InputMean.Length);
+            foreach (var v in c.InputMean)
+                w.Write(v);
+            foreach (var v in c.InputStd)
+                w.Write(v);
+            c.Labels.Write(w);
+            w.Write(c.History?.ToJson() ?? string.Empty);
+            w.Write(c.Tensors.Count);
+            foreach (var t in c.Tensors)
+            {
+                w.Write(t.Name);
+                switch (t.Data)
+                {
+                    case float[] f:
+                        w.Write(DTypeFloat32);
+                        WriteShape(w, t.Shape);
+                        w.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(f.AsSpan()));
+                        break;
+                    case long[] l:
+                        w.Write(DTypeInt64);
+                        WriteShape(w, t.Shape);
+                        w.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(l.AsSpan()));
+                        break;
+                    default:
+                        throw new NotSupportedException($"State-dict entry '{t.Name}' has unsupported type {t.DType}.");
+                }
+            }
+        }
+
+        return ms.ToArray();
+    }
+
+    /// <summary>Writes the main block (after ML.NET's header).</summary>
+    public static void WriteMain(BinaryWriter writer, BatchNormCnnModelContent c, byte[] network, int formatVersion = FormatVersion)
+    {
+        // Binary format of the main stream, after ML.NET's model header:
+        //   int32    Bn.MLNet payload format version (FormatVersion)
+        //   int32    length L of the main block
+        //   byte[L]  main block:
+        //              string  feature column; string label column; string score column; string predicted-label column
+        //              string  embedding column ("" = none)
+        //              int32   image channels, height, width
+        //              int32   inference batch size
+        //              int32   inference mode (BatchNormInferenceMode)
+        //              int64   length of side stream "BatchNormCnn.bin"
+        //              byte[32] SHA-256 of side stream "BatchNormCnn.bin"
+        //   byte[32] SHA-256 of the main block
+        using var ms = new MemoryStream();
+        using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true))
+        {
+            var s = c.Columns;
+            w.Write(s.FeatureColumnName);
+            w.Write(s.LabelColumnName);
+            w.Write(s.ScoreColumnName);
+            w.Write(s.PredictedLabelColumnName);
+            w.Write(s.EmbeddingColumnName ?? string.Empty);
+            w.Write(s.ImageChannels);
+            w.Write(s.ImageHeight);
+            w.Write(s.ImageWidth);
+            w.Write(c.InferenceBatchSize);
+            w.Write((int)c.InferenceMode);
+            w.Write((long)network.Length);
+            w.Write(SHA256.HashData(network));
+        }
+
+        var main = ms.ToArray();
+        writer.Write(formatVersion);
+        writer.Write(main.Length);
+        writer.Write(main);
+        writer.Write(SHA256.HashData(main));
+    }
+
+    /// <summary>The parsed main block.</summary>
+    internal sealed record MainBlock(ColumnSettings Columns, int InferenceBatchSize, BatchNormInferenceMode Mode, long NetworkLength, byte[] NetworkHash);
+
+    /// <summary>Reads and verifies the main block.</summary>
+    /// <exception cref="InvalidDataException">Newer or unknown format, truncated, or checksum mismatch.</exception>
+    public static MainBlock ReadMain(BinaryReader reader)
+    {
+        try
+        {
+            int version = reader.ReadInt32();
+            if (version > FormatVersion)
+            {
+                throw new InvalidDataException(
+                    $"This BatchNormCnn model was written in payload format {version} by a newer Bn.MLNet; this version reads formats {MinFormatVersion} to {FormatVersion}. Update Bn.MLNet.");
+            }
+
+            if (version < MinFormatVersion)
+                throw new InvalidDataException($"This BatchNormCnn model has unknown payload format {version}; the file is corrupted.");
+            int length = reader.ReadInt32();
+            if (length <= 0 || length > MaxMainBlock)
+                throw new InvalidDataException($"The BatchNormCnn model's main block length {length} is invalid; the file is corrupted.");
+            var main = ReadExactly(reader, length, "main block");
+            var hash = ReadExactly(reader, 32, "main block checksum");
+            if (!SHA256.HashData(main).AsSpan().SequenceEqual(hash))
+                throw new InvalidDataException("The BatchNormCnn model's main block fails its SHA-256 checksum; the file is corrupted or was edited.");
+
+            using var r = new BinaryReader(new MemoryStream(main), Encoding.UTF8);
+            var columns = new ColumnSettings(
+                r.ReadString(), r.ReadString(), r.ReadString(), r.ReadString(), NullIfEmpty(r.ReadString()),
+                r.ReadInt32(), r.ReadInt32(), r.ReadInt32());
+            int batch = r.ReadInt32();
+            var mode = (BatchNormInferenceMode)r.ReadInt32();
+            long networkLength = r.ReadInt64();
+            var networkHash = r.ReadBytes(32);
+            if (networkHash.Length != 32 || r.BaseStream.Position != main.Length)
+                throw new InvalidDataException("The BatchNormCnn model's main block has an unexpected layout.");
+            if (!Enum.IsDefined(mode))
+                throw new InvalidDataException($"The BatchNormCnn model has unknown inference mode {(int)mode}.");
+            if (batch < 1 || columns.ImageChannels < 1 || columns.ImageHeight < 1 || columns.ImageWidth < 1)
+                throw new InvalidDataException("The BatchNormCnn model's main block has out-of-range values.");
+            if (networkLength <= 0 || networkLength > MaxNetworkStream)
+                throw new InvalidDataException($"The BatchNormCnn model's network length {networkLength} is invalid.");
+            return new MainBlock(columns, batch, mode, networkLength, networkHash);
+        }
+        catch (EndOfStreamException e)
+        {
+            throw new InvalidDataException("The BatchNormCnn model's main stream is truncated.", e);
+        }
+    }
+
+    /// <summary>Reads the side stream's bytes and checks length and checksum against the main block.</summary>
+    public static byte[] ReadNetworkBytes(BinaryReader reader, MainBlock main)
+    {
+        var bytes = ReadExactly(reader, checked((int)main.NetworkLength), $"stream {NetworkStreamName}");
+        if (reader.BaseStream.ReadByte() != -1)
+            throw new InvalidDataException($"The BatchNormCnn model's stream {NetworkStreamName} is longer than recorded; the file is corrupted or was edited.");
+        if (!SHA256.HashData(bytes).AsSpan().SequenceEqual(main.NetworkHash))
+            throw new InvalidDataException($"The BatchNormCnn model's stream {NetworkStreamName} fails its SHA-256 checksum; the file is corrupted or was edited.");
+        return bytes;
+    }
+
+    /// <summary>Parses verified side-stream bytes.</summary>
+    public static BatchNormCnnModelContent ParseNetwork(byte[] bytes, MainBlock main)
+    {
+        try
+        {
+            using var r = new BinaryReader(new MemoryStream(bytes), Encoding.UTF8);
+            NetworkArchitecture arch;
+            try
+            {
+                arch = NetworkArchitecture.FromJson(r.ReadString());
+            }
+            catch (ArgumentException e)
+            {
+                throw new InvalidDataException($"The BatchNormCnn model's architecture is invalid: {e.Message}", e);
+            }
+
+            int c = r.ReadInt32();
+            if (c != arch.InputChannels)
+                throw new InvalidDataException($"The BatchNormCnn model stores {c} standardization channels for a {arch.InputChannels}-channel network.");
+            var mean = ReadArray(r, c, r.ReadSingle);
+            var std = ReadArray(r, c, r.ReadSingle);
+            if (mean.Any(v => !float.IsFinite(v)) || std.Any(v => !(v > 0) || !float.IsFinite(v)))
+                throw new InvalidDataException("The BatchNormCnn model's input standardization has invalid values.");
+            var labels = ClassLabels.Read(r);
+            if (labels.Count != arch.ClassCount)
+                throw new InvalidDataException($"The BatchNormCnn model has {labels.Count} class labels for {arch.ClassCount} network outputs.");
+            var historyJson = r.ReadString();
+            TrainingHistory? history = null;
+            if (historyJson.Length > 0)
+            {
+                try
+                {
+                    history = TrainingHistory.FromJson(historyJson);
+                }
+                catch (Exception e) when (e is System.Text.Json.JsonException or ArgumentException or NotSupportedException)
+                {
+                    throw new InvalidDataException($"The BatchNormCnn model's training history is invalid: {e.Message}", e);
+                }
+            }
+
+            int count = r.ReadInt32();
+            if (count < 0 || count > 100_000)
+                throw new InvalidDataException($"The BatchNormCnn model's tensor count {count} is invalid.");
+            var tensors = new List<NamedTensor>(count);
+            for (int i = 0; i < count; i++)
+            {
+                string name = r.ReadString();
+                byte dtype = r.ReadByte();
+                int rank = r.ReadInt32();
+                if (rank < 0 || rank > 8)
+                    throw new InvalidDataException($"Tensor '{name}' has invalid rank {rank}.");
+                var shape = ReadArray(r, rank, r.ReadInt64);
+                long numel = 1;
+                foreach (var d in shape)
+                {
+                    if (d < 0 || d > int.MaxValue)
+                        throw new InvalidDataException($"Tensor '{name}' has invalid shape [{string.Join(", ", shape)}].");
+                    numel = checked(numel * d);
+                }
+
+                int elementSize = dtype == DTypeInt64 ? 8 : 4;
+                if (numel * elementSize > bytes.Length - r.BaseStream.Position)
+                    throw new InvalidDataException($"Tensor '{name}' claims more values than the stream holds.");
+                Array data = dtype switch
+                {
+                    DTypeFloat32 => ReadArray(r, (int)numel, r.ReadSingle),
+                    DTypeInt64 => ReadArray(r, (int)numel, r.ReadInt64),
+                    _ => throw new InvalidDataException($"Tensor '{name}' has unknown dtype code {dtype}."),
+                };
+                tensors.Add(new NamedTensor(name, dtype == DTypeFloat32 ? ScalarType.Float32 : ScalarType.Int64, shape, data));
+            }
+
+            if (r.BaseStream.Position != bytes.Length)
+                throw new InvalidDataException($"The BatchNormCnn model's stream {NetworkStreamName} has {bytes.Length - r.BaseStream.Position} unexpected trailing bytes.");
+            if (main.Columns.ImageChannels != arch.InputChannels || main.Columns.ImageHeight != arch.InputHeight || main.Columns.ImageWidth != arch.InputWidth)
+                throw new InvalidDataException("The BatchNormCnn model's image shape differs from its network's input shape.");
+            return new BatchNormCnnModelContent(main.Columns, main.InferenceBatchSize, main.Mode, arch, mean, std, labels, history, tensors);
+        }
+        catch (EndOfStreamException e)
+        {
+            throw new InvalidDataException($"The BatchNormCnn model's stream {NetworkStreamName} is truncated.", e);
+        }
+    }
+
+    /// <summary>The state dict of <paramref name="network"/> as plain data (parameters and buffers, running statistics included).</summary>
+    public static List<NamedTensor> ExportStateDict(BnCnn network)
+    {
+        var list = new List<NamedTensor>();
+        foreach (var (name, tensor) in network.state_dict())
+        {
+            using var cpu = tensor.detach().cpu().contiguous();
+            Array data = cpu.dtype switch
+            {
+                ScalarType.Float32 => cpu.data<float>().ToArray(),
+                ScalarType.Int64 => cpu.data<long>().ToArray(),
+                _ => throw new NotSupportedException($"State-dict entry '{name}' has unsupported type {cpu.dtype}."),
+            };
+            list.Add(new NamedTensor(name, cpu.dtype, cpu.shape.ToArray(), data));
+        }
+
+        return list;
+    }
+
+    /// <summary>
+    /// Copies <paramref name="tensors"/> into <paramref name="network"/>'s state dict, strictly: every entry must exist
+    /// with the same dtype and shape, no entry may be missing, and floating-point values must be finite.
+    /// </summary>
+    /// <exception cref="InvalidDataException">Missing, extra or mismatched weights, or non-finite values.</exception>
+    public static void ImportStateDict(BnCnn network, IReadOnlyList<NamedTensor> tensors)
+    {
+        var target = network.state_dict();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var extra = tensors.Select(t => t.Name).Where(n => !target.ContainsKey(n)).ToList();
+        var missing = target.Keys.Where(k => !tensors.Any(t => t.Name == k)).ToList();
+        if (extra.Count > 0 || missing.Count > 0)
+        {
+            throw new InvalidDataException(
+                "The BatchNormCnn model's weights do not match its architecture" +
+                (missing.Count > 0 ? $"; missing: {string.Join(", ", missing)}" : string.Empty) +
+                (extra.Count > 0 ? $"; unexpected: {string.Join(", ", extra)}" : string.Empty) + ".");
+        }
+
+        using var noGrad = torch.no_grad();
+        foreach (var t in tensors)
+        {
+            if (!seen.Add(t.Name))
+                throw new InvalidDataException($"The BatchNormCnn model holds weight '{t.Name}' twice.");
+            var dst = target[t.Name];
+            if (dst.dtype != t.DType || !dst.shape.SequenceEqual(t.Shape))
+            {
+                throw new InvalidDataException(
+                    $"Weight '{t.Name}' is {t.DType}[{string.Join(", ", t.Shape)}] in the model; the network expects {dst.dtype}[{string.Join(", ", dst.shape)}].");
+            }
+
+            using var src = t.Data switch
+            {
+                float[] f when f.All(float.IsFinite) => torch.tensor(f, t.Shape),
+                float[] => throw new InvalidDataException($"Weight '{t.Name}' holds NaN or infinite values."),
+                long[] l => torch.tensor(l, t.Shape),
+                _ => throw new InvalidDataException($"Weight '{t.Name}' has unsupported data."),
+            };
+            dst.copy_(src);
+        }
+    }
+
+    private static void WriteShape(BinaryWriter w, long[] shape)
+    {
+        w.Write(shape.Length);
+        foreach (var d in shape)
+            w.Write(d);
+    }
+
+    private static T[] ReadArray<T>(BinaryReader r, int count, Func<T> read)
+    {
+        var a = new T[count];
+        for (int i = 0; i < count; i++)
+            a[i] = read();
+        return a;
+    }
+
+    private static byte[] ReadExactly(BinaryReader reader, int count, string what)
+    {
+        var bytes = reader.ReadBytes(count);
+        if (bytes.Length != count)
+            throw new InvalidDataException($"The BatchNormCnn model's {what} is truncated ({bytes.Length} of {count} bytes).");
+        return bytes;
+    }
+
+    private static string? NullIfEmpty(string s) => s.Length == 0 ? null : s;
+}

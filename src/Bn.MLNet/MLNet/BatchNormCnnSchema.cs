@@ -1,0 +1,370 @@
+using System.Globalization;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace Bn.MLNet;
+
+/// <summary>Column settings shared by the estimator, the transformer and the saved model.</summary>
+internal sealed record ColumnSettings(
+    string FeatureColumnName,
+    string LabelColumnName,
+    string ScoreColumnName,
+    string PredictedLabelColumnName,
+    string? EmbeddingColumnName,
+    int ImageChannels,
+    int ImageHeight,
+    int ImageWidth)
+{
+    public int FeatureLength => ImageChannels * ImageHeight * ImageWidth;
+
+    public static ColumnSettings From(BatchNormCnnOptions o) => new(
+        o.FeatureColumnName, o.LabelColumnName, o.ScoreColumnName, o.PredictedLabelColumnName, o.EmbeddingColumnName,
+        o.ImageChannels, o.ImageHeight, o.ImageWidth);
+
+    public string ShapeText => $"{ImageChannels}×{ImageHeight}×{ImageWidth} = {FeatureLength}";
+}
+
+/// <summary>Schema validation and output-schema construction (section 2 of the design).</summary>
+internal static class BatchNormCnnSchema
+{
+    internal const string SlotNamesKind = "SlotNames";
+    internal const string KeyValuesKind = "KeyValues";
+    internal const string ScoreColumnKindKind = "ScoreColumnKind";
+    internal const string ScoreValueKindKind = "ScoreValueKind";
+
+    /// <summary>Whether <paramref name="type"/> is an item type we accept for features.</summary>
+    internal static bool IsFeatureItemType(DataViewType type) =>
+        type == NumberDataViewType.Single || type == NumberDataViewType.Byte || type == NumberDataViewType.Double;
+
+    /// <summary>Validates the feature column of a concrete schema and returns it.</summary>
+    /// <exception cref="ArgumentException">Missing, wrong type, variable size or wrong length; the message names the column.</exception>
+    internal static DataViewSchema.Column CheckFeatureColumn(DataViewSchema schema, ColumnSettings s, string paramName = "inputSchema")
+    {
+        var col = schema.GetColumnOrNull(s.FeatureColumnName)
+            ?? throw new ArgumentException(
+                $"Feature column '{s.FeatureColumnName}' was not found in the input (columns: {ColumnList(schema)}); expected a known-size " +
+                $"vector of Single (or Byte or Double) of length {s.ShapeText}.", paramName);
+        if (col.Type is not VectorDataViewType vector || !IsFeatureItemType(vector.ItemType))
+        {
+            throw new ArgumentException(
+                $"Feature column '{s.FeatureColumnName}' has type {col.Type}; expected a known-size vector of Single (or Byte or Double) " +
+                $"of length {s.ShapeText}.", paramName);
+        }
+
+        if (!vector.IsKnownSize)
+        {
+            throw new ArgumentException(
+                $"Feature column '{s.FeatureColumnName}' is a variable-length vector of {vector.ItemType}; expected a known-size vector " +
+                $"of length {s.ShapeText} (ImageChannels×ImageHeight×ImageWidth).", paramName);
+        }
+
+        if (vector.Size != s.FeatureLength)
+        {
+            throw new ArgumentException(
+                $"Feature column '{s.FeatureColumnName}' is a vector of {vector.ItemType} of length {vector.Size}; expected length " +
+                $"{s.ShapeText} (ImageChannels×ImageHeight×ImageWidth). Check the image shape options.", paramName);
+        }
+
+        return col;
+    }
+
+    /// <summary>Validates the label column of a concrete schema and returns it.</summary>
+    /// <exception cref="ArgumentException">Missing or not a key; the message suggests <c>MapValueToKey</c>.</exception>
+    internal static DataViewSchema.Column CheckLabelColumn(DataViewSchema schema, ColumnSettings s, string paramName = "inputSchema")
+    {
+        var col = schema.GetColumnOrNull(s.LabelColumnName)
+            ?? throw new ArgumentException(
+                $"Label column '{s.LabelColumnName}' was not found in the input (columns: {ColumnList(schema)}); expected a key type " +
+                $"(convert the label with mlContext.Transforms.Conversion.MapValueToKey(\"{s.LabelColumnName}\")).", paramName);
+        if (col.Type is not KeyDataViewType key)
+        {
+            throw new ArgumentException(
+                $"Label column '{s.LabelColumnName}' has type {col.Type}; expected a key type. Convert it first with " +
+                $"mlContext.Transforms.Conversion.MapValueToKey(\"{s.LabelColumnName}\").", paramName);
+        }
+
+        if (key.Count < 2 || key.Count > 1_000_000)
+        {
+            throw new ArgumentException(
+                $"Label column '{s.LabelColumnName}' is a key with {key.Count} values; expected 2 to 1,000,000 classes.", paramName);
+        }
+
+        return col;
+    }
+
+    /// <summary>Estimator-side validation on a <see cref="SchemaShape"/> (vector lengths are not known there).</summary>
+    internal static SchemaShape GetOutputShape(SchemaShape input, ColumnSettings s)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        if (Find(input, s.FeatureColumnName) is not { } feature)
+        {
+            throw new ArgumentException(
+                $"Feature column '{s.FeatureColumnName}' was not found in the input (columns: {string.Join(", ", input.Select(c => c.Name))}); " +
+                $"expected a known-size vector of Single (or Byte or Double) of length {s.ShapeText}.", nameof(input));
+        }
+
+        if (feature.Kind == SchemaShape.Column.VectorKind.Scalar || !IsFeatureItemType(feature.ItemType) || feature.IsKey)
+        {
+            throw new ArgumentException(
+                $"Feature column '{s.FeatureColumnName}' has type {Describe(feature)}; expected a known-size vector of Single (or Byte or Double) " +
+                $"of length {s.ShapeText}.", nameof(input));
+        }
+
+        if (feature.Kind == SchemaShape.Column.VectorKind.VariableVector)
+        {
+            throw new ArgumentException(
+                $"Feature column '{s.FeatureColumnName}' is a variable-length vector of {feature.ItemType}; expected a known-size vector " +
+                $"of length {s.ShapeText}.", nameof(input));
+        }
+
+        if (Find(input, s.LabelColumnName) is not { } label)
+        {
+            throw new ArgumentException(
+                $"Label column '{s.LabelColumnName}' was not found in the input; expected a key type (convert the label with " +
+                $"mlContext.Transforms.Conversion.MapValueToKey(\"{s.LabelColumnName}\")).", nameof(input));
+        }
+
+        if (!label.IsKey || label.Kind != SchemaShape.Column.VectorKind.Scalar)
+        {
+            throw new ArgumentException(
+                $"Label column '{s.LabelColumnName}' has type {Describe(label)}; expected a key type. Convert it first with " +
+                $"mlContext.Transforms.Conversion.MapValueToKey(\"{s.LabelColumnName}\").", nameof(input));
+        }
+
+        var keyValues = label.Annotations is null ? null : Find(label.Annotations, KeyValuesKind);
+        bool hasKeyValues = keyValues is not null;
+        var columns = input.ToDictionary(c => c.Name);
+        var scoreAnnotations = new List<SchemaShape.Column>
+        {
+            MLNetInternals.NewSchemaShapeColumn(ScoreColumnKindKind, SchemaShape.Column.VectorKind.Scalar, TextDataViewType.Instance, false),
+            MLNetInternals.NewSchemaShapeColumn(ScoreValueKindKind, SchemaShape.Column.VectorKind.Scalar, TextDataViewType.Instance, false),
+        };
+        if (hasKeyValues)
+            scoreAnnotations.Add(MLNetInternals.NewSchemaShapeColumn(SlotNamesKind, SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance, false));
+        columns[s.ScoreColumnName] = MLNetInternals.NewSchemaShapeColumn(
+            s.ScoreColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false, new SchemaShape(scoreAnnotations));
+        columns[s.PredictedLabelColumnName] = MLNetInternals.NewSchemaShapeColumn(
+            s.PredictedLabelColumnName, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.UInt32, true,
+            keyValues is { } kv ? new SchemaShape([kv]) : null);
+        if (s.EmbeddingColumnName is not null)
+        {
+            columns[s.EmbeddingColumnName] = MLNetInternals.NewSchemaShapeColumn(
+                s.EmbeddingColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false);
+        }
+
+        return new SchemaShape(columns.Values);
+    }
+
+    /// <summary>The transformer's output schema: every input column, then Score, PredictedLabel and optionally the embedding.</summary>
+    internal static DataViewSchema BuildOutputSchema(DataViewSchema input, ColumnSettings s, ClassLabels labels, int embeddingSize)
+    {
+        var b = new DataViewSchema.Builder();
+        b.AddColumns(input);
+
+        int classes = labels.Count;
+        var score = new DataViewSchema.Annotations.Builder();
+        score.Add(ScoreColumnKindKind, TextDataViewType.Instance, (ref ReadOnlyMemory<char> v) => v = "MulticlassClassification".AsMemory());
+        score.Add(ScoreValueKindKind, TextDataViewType.Instance, (ref ReadOnlyMemory<char> v) => v = "Score".AsMemory());
+        if (labels.HasValues)
+        {
+            var names = labels.Names.Select(n => n.AsMemory()).ToArray();
+            score.Add(SlotNamesKind, new VectorDataViewType(TextDataViewType.Instance, classes),
+                (ref VBuffer<ReadOnlyMemory<char>> v) => new VBuffer<ReadOnlyMemory<char>>(names.Length, names).CopyTo(ref v));
+        }
+
+        b.AddColumn(s.ScoreColumnName, new VectorDataViewType(NumberDataViewType.Single, classes), score.ToAnnotations());
+
+        var predicted = new DataViewSchema.Annotations.Builder();
+        labels.AddKeyValues(predicted);
+        b.AddColumn(s.PredictedLabelColumnName, new KeyDataViewType(typeof(uint), classes), predicted.ToAnnotations());
+
+        if (s.EmbeddingColumnName is not null)
+            b.AddColumn(s.EmbeddingColumnName, new VectorDataViewType(NumberDataViewType.Single, embeddingSize));
+        return b.ToSchema();
+    }
+
+    private static SchemaShape.Column? Find(SchemaShape shape, string name)
+    {
+        SchemaShape.Column? found = null;
+        foreach (var c in shape)
+        {
+            if (c.Name == name)
+                found = c;
+        }
+
+        return found;
+    }
+
+    private static string ColumnList(DataViewSchema schema) =>
+        schema.Count == 0 ? "none" : string.Join(", ", schema.Where(c => !c.IsHidden).Select(c => $"'{c.Name}'"));
+
+    private static string Describe(SchemaShape.Column c) => c.Kind switch
+    {
+        SchemaShape.Column.VectorKind.Scalar => c.IsKey ? $"Key<{c.ItemType}>" : $"{c.ItemType}",
+        SchemaShape.Column.VectorKind.Vector => $"Vector<{c.ItemType}> (known size)",
+        _ => $"Vector<{c.ItemType}> (variable size)",
+    };
+}
+
+/// <summary>
+/// The label's class count and key values (of any primitive type ML.NET uses for them), saved with the model and
+/// reproduced as <c>KeyValues</c> on PredictedLabel and as <c>SlotNames</c> (text) on Score.
+/// </summary>
+internal sealed class ClassLabels
+{
+    // Binary type codes: stable, part of the model format.
+    private static readonly (byte Code, Type Raw, PrimitiveDataViewType Type)[] Kinds =
+    [
+        (1, typeof(ReadOnlyMemory<char>), TextDataViewType.Instance),
+        (2, typeof(float), NumberDataViewType.Single),
+        (3, typeof(double), NumberDataViewType.Double),
+        (4, typeof(bool), BooleanDataViewType.Instance),
+        (5, typeof(sbyte), NumberDataViewType.SByte),
+        (6, typeof(byte), NumberDataViewType.Byte),
+        (7, typeof(short), NumberDataViewType.Int16),
+        (8, typeof(ushort), NumberDataViewType.UInt16),
+        (9, typeof(int), NumberDataViewType.Int32),
+        (10, typeof(uint), NumberDataViewType.UInt32),
+        (11, typeof(long), NumberDataViewType.Int64),
+        (12, typeof(ulong), NumberDataViewType.UInt64),
+    ];
+
+    private ClassLabels(int count, byte code, Array? values, string[] names)
+    {
+        Count = count;
+        Code = code;
+        Values = values;
+        Names = names;
+    }
+
+    /// <summary>Number of classes.</summary>
+    public int Count { get; }
+
+    /// <summary>Whether key values are known.</summary>
+    public bool HasValues => Values is not null;
+
+    /// <summary>Text form of each class (the key values, or "0", "1", … when there are none).</summary>
+    public string[] Names { get; }
+
+    private byte Code { get; }
+
+    /// <summary>The key values in their raw type (string[] for text), or null.</summary>
+    private Array? Values { get; }
+
+    /// <summary>Reads count and key values from a key-typed label column.</summary>
+    public static ClassLabels FromColumn(DataViewSchema.Column label)
+    {
+        var key = (KeyDataViewType)label.Type;
+        int count = checked((int)key.Count);
+        var kvColumn = label.Annotations.Schema.GetColumnOrNull(BatchNormCnnSchema.KeyValuesKind);
+        if (kvColumn is null || kvColumn.Value.Type is not VectorDataViewType { ItemType: PrimitiveDataViewType item } kvType)
+            return new ClassLabels(count, 0, null, Enumerable.Range(0, count).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToArray());
+        var kind = Kinds.FirstOrDefault(k => k.Type.Equals(item));
+        if (kind.Code == 0)
+            return new ClassLabels(count, 0, null, Enumerable.Range(0, count).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToArray());
+        var method = typeof(ClassLabels).GetMethod(nameof(ReadKeyValues), System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!
+            .MakeGenericMethod(kind.Raw);
+        var values = (Array)method.Invoke(null, [label, count])!;
+        if (values is ReadOnlyMemory<char>[] text)
+            values = text.Select(t => t.ToString()).ToArray();
+        return Create(count, kind.Code, values);
+    }
+
+    private static T[] ReadKeyValues<T>(DataViewSchema.Column label, int count)
+    {
+        VBuffer<T> buffer = default;
+        label.Annotations.GetValue(BatchNormCnnSchema.KeyValuesKind, ref buffer);
+        var dense = buffer.DenseValues().ToArray();
+        if (dense.Length != count)
+            throw new ArgumentException($"Label column '{label.Name}' has {dense.Length} key values for a key of {count} values.");
+        return dense;
+    }
+
+    private static ClassLabels Create(int count, byte code, Array values)
+    {
+        var names = new string[count];
+        for (int i = 0; i < count; i++)
+            names[i] = Convert.ToString(values.GetValue(i), CultureInfo.InvariantCulture) ?? string.Empty;
+        return new ClassLabels(count, code, values, names);
+    }
+
+    /// <summary>Adds the <c>KeyValues</c> annotation (nothing when there are no key values).</summary>
+    public void AddKeyValues(DataViewSchema.Annotations.Builder builder)
+    {
+        if (Values is null)
+            return;
+        var kind = Kinds.First(k => k.Code == Code);
+        var method = typeof(ClassLabels).GetMethod(nameof(AddTyped), System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!
+            .MakeGenericMethod(kind.Raw);
+        Array values = Values is string[] s ? s.Select(x => x.AsMemory()).ToArray() : Values;
+        method.Invoke(null, [builder, kind.Type, values]);
+    }
+
+    private static void AddTyped<T>(DataViewSchema.Annotations.Builder builder, PrimitiveDataViewType type, T[] values) =>
+        builder.Add(BatchNormCnnSchema.KeyValuesKind, new VectorDataViewType(type, values.Length),
+            (ref VBuffer<T> v) => new VBuffer<T>(values.Length, values).CopyTo(ref v));
+
+    // Binary format: int32 count; byte code (0 = no key values); then count values of that type
+    // (text: BinaryWriter string; numbers: little-endian; bool: byte).
+    public void Write(BinaryWriter w)
+    {
+        w.Write(Count);
+        w.Write(Code);
+        if (Values is null)
+            return;
+        for (int i = 0; i < Count; i++)
+        {
+            switch (Values.GetValue(i))
+            {
+                case string v: w.Write(v); break;
+                case float v: w.Write(v); break;
+                case double v: w.Write(v); break;
+                case bool v: w.Write(v); break;
+                case sbyte v: w.Write(v); break;
+                case byte v: w.Write(v); break;
+                case short v: w.Write(v); break;
+                case ushort v: w.Write(v); break;
+                case int v: w.Write(v); break;
+                case uint v: w.Write(v); break;
+                case long v: w.Write(v); break;
+                case ulong v: w.Write(v); break;
+                default: throw new InvalidOperationException("Unsupported key value type.");
+            }
+        }
+    }
+
+    public static ClassLabels Read(BinaryReader r)
+    {
+        int count = r.ReadInt32();
+        if (count < 2 || count > 1_000_000)
+            throw new InvalidDataException($"The model's class count {count} is out of range.");
+        byte code = r.ReadByte();
+        if (code == 0)
+            return new ClassLabels(count, 0, null, Enumerable.Range(0, count).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToArray());
+        Array values = code switch
+        {
+            1 => ReadArray(count, r.ReadString),
+            2 => ReadArray(count, r.ReadSingle),
+            3 => ReadArray(count, r.ReadDouble),
+            4 => ReadArray(count, r.ReadBoolean),
+            5 => ReadArray(count, r.ReadSByte),
+            6 => ReadArray(count, r.ReadByte),
+            7 => ReadArray(count, r.ReadInt16),
+            8 => ReadArray(count, r.ReadUInt16),
+            9 => ReadArray(count, r.ReadInt32),
+            10 => ReadArray(count, r.ReadUInt32),
+            11 => ReadArray(count, r.ReadInt64),
+            12 => ReadArray(count, r.ReadUInt64),
+            _ => throw new InvalidDataException($"Unknown key value type code {code} in the model."),
+        };
+        return Create(count, code, values);
+    }
+
+    private static T[] ReadArray<T>(int count, Func<T> read)
+    {
+        var a = new T[count];
+        for (int i = 0; i < count; i++)
+            a[i] = read();
+        return a;
+    }
+}

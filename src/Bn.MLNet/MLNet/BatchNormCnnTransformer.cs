@@ -1,0 +1,202 @@
+using Bn.MLNet.Networks;
+using Bn.MLNet.Training;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+
+namespace Bn.MLNet;
+
+/// <summary>
+/// A trained Batch-Normalized CNN as an ML.NET transformer: scores images in eval mode (BN uses its inference
+/// statistics, dropout is off) and adds <c>Score</c> (softmax probabilities), <c>PredictedLabel</c> (the label's key
+/// type with its key values) and optionally an embedding column; every input column passes through.
+/// </summary>
+/// <remarks>
+/// <para><see cref="Transform"/> is lazy: its cursors read up to <see cref="InferenceBatchSize"/> rows ahead, score
+/// them in one forward pass under no_grad, and dispose every tensor. <see cref="GetRowToRowMapper"/> scores one row at
+/// a time, so <c>mlContext.Model.CreatePredictionEngine</c> works and agrees with <see cref="Transform"/>.</para>
+/// <para>Thread safety: one transformer may serve several cursors and prediction engines on several threads at once;
+/// the network is only read.</para>
+/// <para>Save and load with <c>mlContext.Model.Save</c>/<c>Load</c>. A process that loads a model without having used
+/// Bn.MLNet before must call <see cref="BatchNormCnnCatalog.RegisterBatchNormCnn"/> (or touch any Bn.MLNet type) first.</para>
+/// </remarks>
+public sealed class BatchNormCnnTransformer : ITransformer, IDisposable
+{
+    /// <summary>Loader signature written into ML.NET's model header.</summary>
+    internal const string LoaderSignature = "BatchNormCnnTransformer";
+
+    /// <summary>ML.NET-level versions: 8-character model signature and version numbers of the header.</summary>
+    internal static readonly ModelVersion ModelVersionInfo = new("BNCNNTRF", 0x00010001, 0x00010001, 0x00010001, LoaderSignature);
+
+    private readonly IHostEnvironment? _env;
+    private readonly BnCnn _network;
+    private readonly BnCnn _scoringNetwork;
+    private readonly ColumnSettings _columns;
+    private readonly ClassLabels _labels;
+    private readonly NetworkScorer _scorer;
+    private bool _disposed;
+
+    internal BatchNormCnnTransformer(
+        IHostEnvironment? env,
+        ColumnSettings columns,
+        ClassLabels labels,
+        BnCnn network,
+        TrainingHistory? history,
+        BatchNormInferenceMode mode,
+        int inferenceBatchSize)
+    {
+        _env = env;
+        _columns = columns;
+        _labels = labels;
+        _network = network;
+        _network.eval();
+        _scoringNetwork = mode == BatchNormInferenceMode.Folded ? network.FoldBatchNorm() : network;
+        _scoringNetwork.eval();
+        TrainingHistory = history;
+        InferenceMode = mode;
+        InferenceBatchSize = inferenceBatchSize;
+        _scorer = new NetworkScorer(_scoringNetwork, columns.FeatureLength, labels.Count);
+    }
+
+    /// <summary>The trained network, in eval mode (not folded, also when <see cref="InferenceMode"/> is <see cref="BatchNormInferenceMode.Folded"/>).</summary>
+    public BnCnn Network => _network;
+
+    /// <summary>The network used for scoring: <see cref="Network"/>, or its BN-folded copy.</summary>
+    public BnCnn ScoringNetwork => _scoringNetwork;
+
+    /// <summary>What happened during training (for a loaded model, as saved); null if not recorded.</summary>
+    public TrainingHistory? TrainingHistory { get; }
+
+    /// <summary>How Batch Normalization behaves at inference.</summary>
+    public BatchNormInferenceMode InferenceMode { get; }
+
+    /// <summary>Rows per forward pass in <see cref="Transform"/>'s cursors.</summary>
+    public int InferenceBatchSize { get; }
+
+    /// <summary>The class names (the label's key values as text, or "0", "1", … when it had none), by class index.</summary>
+    public IReadOnlyList<string> ClassNames => _labels.Names;
+
+    /// <summary>The feature column read.</summary>
+    public string FeatureColumnName => _columns.FeatureColumnName;
+
+    /// <summary>The label column the model was trained on.</summary>
+    public string LabelColumnName => _columns.LabelColumnName;
+
+    /// <summary>The probabilities column written.</summary>
+    public string ScoreColumnName => _columns.ScoreColumnName;
+
+    /// <summary>The predicted-label column written.</summary>
+    public string PredictedLabelColumnName => _columns.PredictedLabelColumnName;
+
+    /// <summary>The embedding column written, or null.</summary>
+    public string? EmbeddingColumnName => _columns.EmbeddingColumnName;
+
+    /// <summary>The network description.</summary>
+    public NetworkArchitecture Architecture => _network.Architecture;
+
+    /// <inheritdoc/>
+    public bool IsRowToRowMapper => true;
+
+    /// <inheritdoc/>
+    /// <exception cref="ArgumentException">The feature column is missing or not a known-size vector of Single, Byte or Double of length C×H×W.</exception>
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        BatchNormCnnSchema.CheckFeatureColumn(inputSchema, _columns);
+        return BatchNormCnnSchema.BuildOutputSchema(inputSchema, _columns, _labels, _scorer.EmbeddingSize);
+    }
+
+    /// <inheritdoc/>
+    public IDataView Transform(IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return new ScoringDataView(input, new ScoringBinding(input.Schema, _columns, _labels, _scorer, InferenceBatchSize));
+    }
+
+    /// <inheritdoc/>
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return new ScoringRowMapper(new ScoringBinding(inputSchema, _columns, _labels, _scorer, InferenceBatchSize));
+    }
+
+    /// <summary>Saves into ML.NET's model repository; called by <c>mlContext.Model.Save</c>.</summary>
+    /// <param name="ctx">ML.NET's save context.</param>
+    void ICanSaveModel.Save(ModelSaveContext ctx)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        // Binary format: see BatchNormCnnModelFormat.WriteMain (main stream) and WriteNetwork (side stream).
+        var content = CreateContent();
+        var network = BatchNormCnnModelFormat.WriteNetwork(content);
+        var writer = MLNetInternals.BeginSave(ctx, ModelVersionInfo);
+        BatchNormCnnModelFormat.WriteMain(writer, content, network, SaveFormatVersionOverride ?? BatchNormCnnModelFormat.FormatVersion);
+        MLNetInternals.SaveBinaryStream(ctx, BatchNormCnnModelFormat.NetworkStreamName, w => w.Write(network));
+    }
+
+    /// <summary>For tests: write a different payload format version.</summary>
+    internal int? SaveFormatVersionOverride { get; set; }
+
+    /// <summary>For tests: changes the exported tensors before writing (to build models with missing or extra weights).</summary>
+    internal Func<List<NamedTensor>, List<NamedTensor>>? SaveTensorEditor { get; set; }
+
+    internal BatchNormCnnModelContent CreateContent()
+    {
+        var tensors = BatchNormCnnModelFormat.ExportStateDict(_network);
+        if (SaveTensorEditor is not null)
+            tensors = SaveTensorEditor(tensors);
+        return new BatchNormCnnModelContent(
+            _columns, InferenceBatchSize, InferenceMode, _network.Architecture, _network.InputMean, _network.InputStd,
+            _labels, TrainingHistory, tensors);
+    }
+
+    /// <summary>The loader ML.NET reaches through the emitted loader assembly.</summary>
+    internal static BatchNormCnnTransformer Create(IHostEnvironment env, MLNetInternals.ModelLoadReader ctx)
+    {
+        ArgumentNullException.ThrowIfNull(env);
+        ArgumentNullException.ThrowIfNull(ctx);
+        ctx.CheckAtModel(ModelVersionInfo);
+        var main = BatchNormCnnModelFormat.ReadMain(ctx.Reader);
+        byte[]? bytes = null;
+        if (!ctx.TryLoadBinaryStream(BatchNormCnnModelFormat.NetworkStreamName, r => bytes = BatchNormCnnModelFormat.ReadNetworkBytes(r, main)))
+            throw new InvalidDataException($"The BatchNormCnn model has no stream {BatchNormCnnModelFormat.NetworkStreamName}; the file is incomplete.");
+        var content = BatchNormCnnModelFormat.ParseNetwork(bytes!, main);
+
+        var network = new BnCnn(content.Architecture);
+        try
+        {
+            BatchNormCnnModelFormat.ImportStateDict(network, content.Tensors);
+            var mean = network.InputMean;
+            var std = network.InputStd;
+            if (!mean.SequenceEqual(content.InputMean) || !std.SequenceEqual(content.InputStd))
+                throw new InvalidDataException("The BatchNormCnn model's input standardization differs from the network's buffers.");
+            var transformer = new BatchNormCnnTransformer(
+                env, content.Columns, content.Labels, network, content.History, content.InferenceMode, content.InferenceBatchSize);
+            var host = env.Register(nameof(BatchNormCnnTransformer));
+            using (var ch = host.Start("Load"))
+            {
+                ch.Info(MessageSensitivity.None, "{0}", $"Loaded BatchNormCnn model: {content.Architecture.ToJson()}, {content.Labels.Count} classes, inference mode {content.InferenceMode}.");
+            }
+
+            return transformer;
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Releases the network(s); the transformer cannot be used afterwards.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        _scorer.MarkDisposed();
+        if (!ReferenceEquals(_scoringNetwork, _network))
+            _scoringNetwork.Dispose();
+        _network.Dispose();
+    }
+}
