@@ -329,9 +329,7 @@ internal static class TrainCommand
         TrainingHistory history;
         try
         {
-            history = quiet || !AnsiConsole.Profile.Capabilities.Interactive
-                ? trainer.Train(network, train, validation, quiet ? null : new LineProgress(), cancellationToken)
-                : TrainWithProgressBar(trainer, network, train, validation, cancellationToken);
+            history = TrainingConsole.Run(quiet, progress => trainer.Train(network, train, validation, progress, cancellationToken));
         }
         catch (OperationCanceledException)
         {
@@ -444,50 +442,5 @@ internal static class TrainCommand
         a.ClassCount = FashionMnist.ClassCount;
         a.Normalization = p.GetValue(NormalizationOption);
         return a;
-    }
-
-    private static TrainingHistory TrainWithProgressBar(Trainer trainer, BnCnn network, IBatchSource train, IBatchSource? validation, CancellationToken cancellationToken)
-    {
-        TrainingHistory? history = null;
-        AnsiConsole.Progress()
-            .AutoClear(false)
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
-            .Start(ctx =>
-            {
-                ProgressTask task = ctx.AddTask("starting", maxValue: 1);
-                var progress = new SyncProgress(r =>
-                {
-                    task.MaxValue = r.PlannedSteps;
-                    task.Value = r.Step;
-                    task.Description = Markup.Escape(Describe(r));
-                    if (r.EpochCompleted)
-                    {
-                        AnsiConsole.MarkupLine(Markup.Escape(Describe(r)));
-                    }
-                });
-                history = trainer.Train(network, train, validation, progress, cancellationToken);
-                task.Value = task.MaxValue;
-            });
-        return history!;
-    }
-
-    private static string Describe(TrainingProgress r) => string.Create(CultureInfo.InvariantCulture,
-        $"epoch {r.Epoch + 1}/{r.PlannedEpochs} step {r.Step} loss {r.Loss:0.0000} acc {r.Accuracy:0.0000}{(r.ValidationAccuracy is double v ? $" val {v:0.0000}" : string.Empty)} lr {r.LearningRate:0.####} {r.ImagesPerSecond:0} img/s");
-
-    private sealed class SyncProgress(Action<TrainingProgress> action) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value) => action(value);
-    }
-
-    /// <summary>Plain progress lines (redirected output): one per epoch.</summary>
-    private sealed class LineProgress : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value)
-        {
-            if (value.EpochCompleted)
-            {
-                Console.WriteLine($"{Describe(value)}  {value.ElapsedSeconds:0}s");
-            }
-        }
     }
 }

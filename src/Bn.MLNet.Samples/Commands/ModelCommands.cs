@@ -1,0 +1,179 @@
+using System.CommandLine;
+using System.Globalization;
+using Bn.MLNet.Data;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Spectre.Console;
+
+namespace Bn.MLNet.Samples.Commands;
+
+/// <summary><c>evaluate</c> and <c>predict</c>: use a model zip saved by the main job (or any pipeline around BatchNormCnn).</summary>
+internal static class ModelCommands
+{
+    private static readonly Option<FileInfo> ModelOption = new("--model")
+    {
+        Description = "Model zip saved with mlContext.Model.Save (the main job writes runs/main/fashion-mnist-bncnn.zip).",
+        HelpName = "PATH",
+        Required = true,
+    };
+
+    private static readonly Option<string?> DataOption = new("--data")
+    {
+        Description = "Folder with the Fashion-MNIST test IDX files (default: the bundled datasets/fashion-mnist).",
+        HelpName = "DIR",
+    };
+
+    private static readonly Option<int?> LimitOption = new("--limit")
+    {
+        Description = "Evaluate only the first N test rows (default: all 10,000).",
+        HelpName = "N",
+    };
+
+    private static readonly Option<FileInfo[]> ImageOption = new("--image")
+    {
+        Description = "PNG or JPEG file(s) of any size; resized and converted to the model's input. Repeat the option or list several files.",
+        HelpName = "FILE",
+        Required = true,
+        AllowMultipleArgumentsPerToken = true,
+    };
+
+    public static Command CreateEvaluate()
+    {
+        ModelOption.AcceptExistingOnly();
+        LimitOption.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int?>() is int n && n < 1)
+            {
+                r.AddError($"--limit must be at least 1; got {n}.");
+            }
+        });
+        var command = new Command("evaluate", "Evaluate a saved model on the Fashion-MNIST test set.") { ModelOption, DataOption, LimitOption };
+        command.SetAction(p => Evaluate(p.GetValue(ModelOption)!.FullName, p.GetValue(DataOption), p.GetValue(LimitOption)));
+        return command;
+    }
+
+    public static Command CreatePredict()
+    {
+        ImageOption.AcceptExistingOnly();
+        var command = new Command("predict", "Classify image files with a saved model.") { ModelOption, ImageOption };
+        command.SetAction(p => Predict(p.GetValue(ModelOption)!.FullName, p.GetValue(ImageOption)!.Select(f => f.FullName).ToArray()));
+        return command;
+    }
+
+    public static int Evaluate(string modelPath, string? dataDir, int? limit)
+    {
+        var ml = new MLContext();
+        if (!TryLoad(ml, modelPath, out ITransformer model))
+        {
+            return 2;
+        }
+
+        IDataView test;
+        try
+        {
+            test = SampleData.Load(ml, FashionMnistSplit.Test, dataDir, limit);
+        }
+        catch (Exception ex) when (ex is IOException or InvalidDataException)
+        {
+            AnsiConsole.MarkupLine($"[red]Cannot load Fashion-MNIST:[/] {Markup.Escape(ex.Message)}");
+            return 3;
+        }
+
+        MulticlassClassificationMetrics metrics = ml.MulticlassClassification.Evaluate(model.Transform(test));
+        MainJob.PrintMetrics(metrics, trainSeconds: null);
+        (model as IDisposable)?.Dispose();
+        return 0;
+    }
+
+    public static int Predict(string modelPath, IReadOnlyList<string> images)
+    {
+        var ml = new MLContext();
+        if (!TryLoad(ml, modelPath, out ITransformer model))
+        {
+            return 2;
+        }
+
+        BatchNormCnnTransformer? cnn = Find(model);
+        if (cnn is null)
+        {
+            AnsiConsole.MarkupLine($"[red]{Markup.Escape(modelPath)} holds no BatchNormCnn transformer.[/]");
+            return 2;
+        }
+
+        var table = new Table().AddColumn("image").AddColumn("predicted class").AddColumn("probability");
+        int exit = 0;
+        foreach (var (image, predicted, probability, error) in Classify(ml, model, cnn, images))
+        {
+            if (error is not null)
+            {
+                table.AddRow(Markup.Escape(image), $"[red]{Markup.Escape(error)}[/]", "");
+                exit = 2;
+            }
+            else
+            {
+                table.AddRow(Markup.Escape(image), Markup.Escape(predicted), probability.ToString("0.000", CultureInfo.InvariantCulture));
+            }
+        }
+
+        AnsiConsole.Write(table);
+        (model as IDisposable)?.Dispose();
+        return exit;
+    }
+
+    /// <summary>
+    /// Classifies image files with <paramref name="model"/> (a pipeline around <paramref name="cnn"/>): each file is
+    /// decoded, resized and converted to the network's C×H×W input. A file that cannot be read yields its error message.
+    /// </summary>
+    internal static IEnumerable<(string Image, string PredictedClass, float Probability, string? Error)> Classify(
+        MLContext ml, ITransformer model, BatchNormCnnTransformer cnn, IEnumerable<string> images)
+    {
+        var arch = cnn.Architecture;
+        var engine = SampleData.CreateEngine(ml, model, arch.InputLength);
+        foreach (string image in images)
+        {
+            float[] pixels;
+            string? error = null;
+            try
+            {
+                pixels = ImageInput.Load(image, arch.InputChannels, arch.InputHeight, arch.InputWidth);
+            }
+            catch (Exception ex) when (ex is IOException or InvalidDataException)
+            {
+                pixels = Array.Empty<float>();
+                error = ex.Message;
+            }
+
+            if (error is not null)
+            {
+                yield return (image, string.Empty, 0, error);
+                continue;
+            }
+
+            var prediction = engine.Predict(new SampleData.ImageRow { Features = pixels });
+            yield return (image, prediction.PredictedClass, prediction.Score.Max(), null);
+        }
+    }
+
+    private static bool TryLoad(MLContext ml, string path, out ITransformer model)
+    {
+        ml.ComponentCatalog.RegisterBatchNormCnn();
+        try
+        {
+            model = ml.Model.Load(path, out _);
+            return true;
+        }
+        catch (Exception ex) when (ex is IOException or InvalidDataException or FormatException or InvalidOperationException)
+        {
+            AnsiConsole.MarkupLine($"[red]Cannot load model {Markup.Escape(path)}:[/] {Markup.Escape(ex.Message)}");
+            model = null!;
+            return false;
+        }
+    }
+
+    internal static BatchNormCnnTransformer? Find(ITransformer model) => model switch
+    {
+        BatchNormCnnTransformer t => t,
+        IEnumerable<ITransformer> chain => chain.Select(Find).FirstOrDefault(t => t is not null),
+        _ => null,
+    };
+}

@@ -1,0 +1,63 @@
+using System.Globalization;
+using Bn.MLNet.Training;
+using Spectre.Console;
+
+namespace Bn.MLNet.Samples.Commands;
+
+/// <summary>Console progress for training: a live bar on an interactive terminal, one line per epoch otherwise.</summary>
+internal static class TrainingConsole
+{
+    /// <summary>One line: epoch, step, loss, accuracy, validation accuracy, learning rate and throughput.</summary>
+    public static string Describe(TrainingProgress r) => string.Create(CultureInfo.InvariantCulture,
+        $"epoch {r.Epoch + 1}/{r.PlannedEpochs} step {r.Step} loss {r.Loss:0.0000} acc {r.Accuracy:0.0000}{(r.ValidationAccuracy is double v ? $" val {v:0.0000}" : string.Empty)} lr {r.LearningRate:0.####} {r.ImagesPerSecond:0} img/s");
+
+    /// <summary>
+    /// Runs <paramref name="train"/> with a progress receiver: a Spectre progress bar (with elapsed and remaining time)
+    /// when the console is interactive, plain epoch lines when it is not, and none when <paramref name="quiet"/>.
+    /// </summary>
+    public static T Run<T>(bool quiet, Func<IProgress<TrainingProgress>?, T> train)
+    {
+        if (quiet)
+        {
+            return train(null);
+        }
+
+        if (!AnsiConsole.Profile.Capabilities.Interactive)
+        {
+            return train(new Callback(r =>
+            {
+                if (r.EpochCompleted)
+                {
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{Describe(r)}  {r.ElapsedSeconds:0}s"));
+                }
+            }));
+        }
+
+        T result = default!;
+        AnsiConsole.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                ProgressTask task = ctx.AddTask("starting", maxValue: 1);
+                result = train(new Callback(r =>
+                {
+                    task.MaxValue = r.PlannedSteps;
+                    task.Value = r.Step;
+                    task.Description = Markup.Escape(Describe(r));
+                    if (r.EpochCompleted)
+                    {
+                        AnsiConsole.MarkupLine(Markup.Escape(Describe(r)));
+                    }
+                }));
+                task.Value = task.MaxValue;
+            });
+        return result;
+    }
+
+    /// <summary>Reports synchronously on the training thread (unlike <see cref="Progress{T}"/>, which posts).</summary>
+    private sealed class Callback(Action<TrainingProgress> action) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => action(value);
+    }
+}
