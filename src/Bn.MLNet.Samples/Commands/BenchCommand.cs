@@ -24,13 +24,7 @@ internal static class BenchCommand
 
     public static Command Create()
     {
-        RepeatsOption.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() < 1)
-            {
-                r.AddError($"--repeats must be at least 1; got {r.GetValueOrDefault<int>()}.");
-            }
-        });
+        RepeatsOption.AtLeast(1);
         var command = new Command("bench", "Short speed summary: our BatchNorm vs libtorch's, and ML.NET Transform vs raw batched eval.") { RepeatsOption };
         command.SetAction(p => Run(p.GetValue(RepeatsOption)));
         return command;

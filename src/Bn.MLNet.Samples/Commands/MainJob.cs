@@ -43,13 +43,7 @@ internal static class MainJob
     /// <summary>Adds the main job's options and action to the root command.</summary>
     public static void Attach(RootCommand root)
     {
-        EpochsOption.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() < 1)
-            {
-                r.AddError($"--epochs must be at least 1; got {r.GetValueOrDefault<int>()}.");
-            }
-        });
+        EpochsOption.AtLeast(1);
         root.Add(EpochsOption);
         root.Add(TrainLimitOption);
         root.Add(OutOption);

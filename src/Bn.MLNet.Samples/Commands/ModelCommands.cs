@@ -40,13 +40,7 @@ internal static class ModelCommands
     public static Command CreateEvaluate()
     {
         ModelOption.AcceptExistingOnly();
-        LimitOption.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int?>() is int n && n < 1)
-            {
-                r.AddError($"--limit must be at least 1; got {n}.");
-            }
-        });
+        LimitOption.AtLeast(1);
         var command = new Command("evaluate", "Evaluate a saved model on the Fashion-MNIST test set.") { ModelOption, DataOption, LimitOption };
         command.SetAction(p => Evaluate(p.GetValue(ModelOption)!.FullName, p.GetValue(DataOption), p.GetValue(LimitOption)));
         return command;

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using Bn.MLNet.Samples.Commands;
 using Spectre.Console;
 
 namespace Bn.MLNet.Samples.Experiments;
@@ -58,13 +59,7 @@ internal static class ExperimentCommand
     public static Command Create()
     {
         NameArgument.AcceptOnlyFromAmong(Experiments.Keys.ToArray());
-        ThreadsOption.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int?>() is int t && t < 1)
-            {
-                r.AddError($"--threads must be at least 1; got {t}.");
-            }
-        });
+        ThreadsOption.AtLeast(1);
         var command = new Command("experiment", "Reproduce one of the paper's claims on Fashion-MNIST: report.md, CSV and PNG plots.");
         command.Add(NameArgument);
         command.Add(QuickOption);
