@@ -16,8 +16,9 @@ trap cleanup EXIT
 echo "== pack Bn.MLNet $version"
 dotnet pack "$repo/src/Bn.MLNet" -c Release --version-suffix "$suffix" -o "$work/feed" -p:ContinuousIntegrationBuild=true
 nupkg="$work/feed/Bn.MLNet.$version.nupkg"
+listing="$(python3 -c 'import sys, zipfile; print("\n".join(zipfile.ZipFile(sys.argv[1]).namelist()))' "$nupkg")"
 for entry in lib/net10.0/Bn.MLNet.dll lib/net10.0/Bn.MLNet.xml buildTransitive/Bn.MLNet.targets buildTransitive/PatchGlibcxxMarker.cs README.md LICENSE; do
-  unzip -l "$nupkg" | grep -q " $entry\$" || { echo "package lacks $entry" >&2; exit 1; }
+  grep -qx "$entry" <<<"$listing" || { echo "package lacks $entry" >&2; exit 1; }
 done
 
 echo "== new console app"
