@@ -275,7 +275,10 @@ internal static class ImagePipelineCommand
             return pipeline.Append(ml.Transforms.Conversion.MapKeyToValue("PredictedClass", CnnPredictedLabelColumn));
         }
 
+        // SDCA passes over its data many times: the cache keeps the embeddings instead of decoding every image and
+        // running the network again on each pass.
         return pipeline
+            .AppendCacheCheckpoint(ml)
             .Append(ml.MulticlassClassification.Trainers.SdcaMaximumEntropy(labelColumnName: "Label", featureColumnName: EmbeddingColumn, maximumNumberOfIterations: 30))
             .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedClass", "PredictedLabel"));
     }

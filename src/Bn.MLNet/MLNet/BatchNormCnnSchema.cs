@@ -76,8 +76,8 @@ internal static class BatchNormCnnSchema
     /// Uses the only layout trace ML.NET leaves in a schema: the vector type's <see cref="VectorDataViewType.Dimensions"/>.
     /// <c>ExtractPixels</c> declares planar output as C×H×W and interleaved output (<c>interleavePixelColors: true</c>)
     /// as H×W×C; it adds no annotation. A three-dimensional column that is not C×H×W is refused (H×W×1 is the same
-    /// memory layout as 1×H×W and passes); a column with other dimensions (or none, e.g. after <c>Concatenate</c>) is
-    /// taken as C×H×W, since no layout can be read from it.
+    /// memory layout as 1×H×W and passes); a column with other dimensions (or none, e.g. the application's own
+    /// vectors) is taken as C×H×W, since no layout can be read from it.
     /// </summary>
     private static void CheckImageDimensions(VectorDataViewType vector, ColumnSettings s, string paramName)
     {

@@ -157,6 +157,40 @@ public class ImageLayoutTests(ImageFolderFixture images) : IClassFixture<ImageFo
         Assert.Contains("interleavePixelColors: false", ex.Message);
     }
 
+    /// <summary>Pixels as an application holding its own vectors would have them: no dimensions, only a length.</summary>
+    private sealed class PlainPixels
+    {
+        [VectorType(3 * 28 * 28)]
+        public float[] Features { get; set; } = [];
+    }
+
+    [Fact]
+    public void InterleavedLayoutIsDetectedThroughCopiesButNotInPlainVectors()
+    {
+        // The only trace of the layout is the vector type's dimensions. ML.NET keeps them through CopyColumns and a
+        // one-column Concatenate (so those are still refused), but a vector without dimensions (pixels from the
+        // application's own row class, a text file, ...) cannot be told apart and passes as planar: documented limit.
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(images.Test.Take(5));
+        var view = Preprocessing(ml, images.Root, 3, 28, 28, interleave: true)
+            .Append(ml.Transforms.CopyColumns("Copied", FeaturesColumn))
+            .Append(ml.Transforms.Concatenate("Concatenated", FeaturesColumn))
+            .Append(ml.Transforms.Concatenate("Twice", FeaturesColumn, FeaturesColumn))
+            .Fit(data).Transform(data);
+        Assert.Equal([2 * 2352], ((VectorDataViewType)view.Schema["Twice"].Type).Dimensions.ToArray()); // several columns: no dimensions
+        var settings = ColumnSettings.From(ImageFolderFixture.SmallOptions(3));
+        foreach (var name in new[] { "Copied", "Concatenated" })
+        {
+            Assert.Equal([28, 28, 3], ((VectorDataViewType)view.Schema[name].Type).Dimensions.ToArray());
+            var ex = Assert.Throws<ArgumentException>(() => BatchNormCnnSchema.CheckFeatureColumn(view.Schema, settings with { FeatureColumnName = name }));
+            Assert.Contains("interleavePixelColors: false", ex.Message);
+        }
+
+        var plain = ml.Data.LoadFromEnumerable(ml.Data.CreateEnumerable<PlainPixels>(view, reuseRowObject: false).ToList());
+        Assert.Equal([2352], ((VectorDataViewType)plain.Schema[FeaturesColumn].Type).Dimensions.ToArray());
+        Assert.Equal(FeaturesColumn, BatchNormCnnSchema.CheckFeatureColumn(plain.Schema, settings).Name);
+    }
+
     [Fact]
     public void InterleavedSingleChannelIsTheSameLayoutAndPasses()
     {
