@@ -61,7 +61,7 @@ internal static class ImagePipelineCommand
         var images = new Option<DirectoryInfo>("--images")
         {
             Description = "Folder of your own PNG/JPEG images in class-named subfolders (DIR/<class>/*.png); 20% are held out for testing. " +
-                          "Default: Fashion-MNIST images are written as PNG files (a quarter of them as tinted RGB 40×36) under --out.",
+                          "Default: Fashion-MNIST images are written as PNG files (a quarter of them as tinted RGB 40×36) to --out/fashion-mnist-png.",
             HelpName = "DIR",
         };
         images.AcceptExistingOnly();
@@ -99,6 +99,7 @@ internal static class ImagePipelineCommand
         var epochs = new Option<int>("--epochs")
         {
             Description = "Training epochs of the network.",
+            HelpName = "N",
             DefaultValueFactory = _ => 2,
         }.AtLeast(1);
         var data = new Option<string?>("--data")
@@ -151,7 +152,13 @@ internal static class ImagePipelineCommand
             }
             else
             {
-                root = Path.Combine(output, "images");
+                // A folder of our own, emptied first so that files of an earlier, larger run are not picked up.
+                root = Path.Combine(output, "fashion-mnist-png");
+                if (Directory.Exists(root))
+                {
+                    Directory.Delete(root, recursive: true);
+                }
+
                 int written = WriteFashionMnistImages(Path.Combine(root, "train"), FashionMnistSplit.Train, s.TrainCount, s.Data);
                 written += WriteFashionMnistImages(Path.Combine(root, "test"), FashionMnistSplit.Test, s.TestCount, s.Data);
                 AnsiConsole.MarkupLine($"Wrote {written:N0} PNG files (28×28 grey; every 4th {ColourSize.Width}×{ColourSize.Height} tinted RGB) under {Markup.Escape(root)}");
