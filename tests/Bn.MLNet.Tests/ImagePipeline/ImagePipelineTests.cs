@@ -28,7 +28,13 @@ public class ImagePipelineTests(ImageFolderFixture images, ITestOutputHelper out
         var metrics = ml.MulticlassClassification.Evaluate(scored, "Label", CnnScoreColumn, CnnPredictedLabelColumn);
         output.WriteLine($"RGB pipeline, BN head: accuracy {metrics.MicroAccuracy:F4} (macro {metrics.MacroAccuracy:F4}, log-loss {metrics.LogLoss:F4}) on {ImageFolderFixture.TestCount} held-out images");
         Assert.True(metrics.MicroAccuracy > 0.45, $"accuracy {metrics.MicroAccuracy} (chance 0.1)");
-        Assert.Equal(3, BatchNormCnnSchemaCnn(model).Architecture.InputChannels);
+        var cnn = BatchNormCnnSchemaCnn(model);
+        Assert.Equal(3, cnn.Architecture.InputChannels);
+
+        // The trained transformer refuses an interleaved layout at scoring time too.
+        var interleaved = Preprocessing(ml, images.Root, 3, 28, 28, interleave: true).Fit(test).Transform(test);
+        var refused = Assert.ThrowsAny<ArgumentException>(() => cnn.Transform(interleaved));
+        Assert.Contains("interleavePixelColors: false", refused.Message);
 
         var path = Path.Combine(images.Root, "rgb-model.zip");
         ml.Model.Save(model, train.Schema, path);
