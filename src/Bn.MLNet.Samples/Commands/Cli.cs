@@ -22,6 +22,7 @@ public static class Cli
         root.Add(ModelCommands.CreatePredict());
         root.Add(ExperimentCommand.Create());
         root.Add(BenchCommand.Create());
+        root.Add(ImagePipelineCommand.Create());
         return root;
     }
 }

@@ -29,6 +29,15 @@ namespace Bn.MLNet;
 /// <item><term>Embedding (optional output, <see cref="BatchNormCnnOptions.EmbeddingColumnName"/>)</term><description>Known-size
 /// vector of <see cref="float"/>: the last hidden layer's activations.</description></item>
 /// </list>
+/// <para><b>Image pipelines.</b> With ML.NET's <c>ExtractPixels</c>, keep <c>interleavePixelColors: false</c> (its
+/// default): its planar output, C planes of H×W, is the network's C×H×W. ML.NET adds no annotation naming the layout;
+/// the only trace is the vector type's dimensions, C×H×W when planar and H×W×C when interleaved. <see cref="Fit"/> and
+/// the transformer read them: an H×W×C column (C &gt; 1) is refused with a message naming
+/// <c>interleavePixelColors: false</c>, other three-dimensional shapes that are not C×H×W are refused too, and
+/// H×W×1 passes (the same values as 1×H×W). The dimensions survive <c>CopyColumns</c> and a one-column
+/// <c>Concatenate</c>, but a vector without them (pixels from the application's own row class, a text file, a
+/// multi-column <c>Concatenate</c>) carries no layout: an interleaved vector of the right length then cannot be told
+/// apart and is read as planar.</para>
 /// <para>All input columns pass through. <see cref="Fit"/> streams the data (a bounded shuffle buffer, never the whole
 /// view), logs through the <see cref="MLContext"/> log (<c>mlContext.Log</c>) and <see cref="BatchNormCnnOptions.Progress"/>,
 /// and returns the transformer in eval mode.</para>

@@ -61,12 +61,46 @@ internal static class BatchNormCnnSchema
         if (vector.Size != s.FeatureLength)
         {
             throw new ArgumentException(
-                $"Feature column '{s.FeatureColumnName}' is a vector of {vector.ItemType} of length {vector.Size}; expected length " +
-                $"{s.ShapeText} (ImageChannels×ImageHeight×ImageWidth). Check the image shape options.", paramName);
+                $"Feature column '{s.FeatureColumnName}' is a vector of {vector.ItemType} of length {vector.Size}{DimensionsText(vector)}; expected length " +
+                $"{s.ShapeText} (ImageChannels×ImageHeight×ImageWidth). Set the options ImageChannels, ImageHeight and ImageWidth to the " +
+                $"column's shape, or make the image pipeline produce {s.ImageChannels}×{s.ImageHeight}×{s.ImageWidth}: " +
+                $"ResizeImages(imageWidth: {s.ImageWidth}, imageHeight: {s.ImageHeight}) and ExtractPixels with {s.ImageChannels} colour plane(s) " +
+                "(colorsToExtract: Red for one plane of a grey image, the default Rgb for three).", paramName);
         }
 
+        CheckImageDimensions(vector, s, paramName);
         return col;
     }
+
+    /// <summary>
+    /// Uses the only layout trace ML.NET leaves in a schema: the vector type's <see cref="VectorDataViewType.Dimensions"/>.
+    /// <c>ExtractPixels</c> declares planar output as C×H×W and interleaved output (<c>interleavePixelColors: true</c>)
+    /// as H×W×C; it adds no annotation. A three-dimensional column that is not C×H×W is refused (H×W×1 is the same
+    /// memory layout as 1×H×W and passes); a column with other dimensions (or none, e.g. the application's own
+    /// vectors) is taken as C×H×W, since no layout can be read from it.
+    /// </summary>
+    private static void CheckImageDimensions(VectorDataViewType vector, ColumnSettings s, string paramName)
+    {
+        var d = vector.Dimensions;
+        if (d.Length != 3 || (d[0] == s.ImageChannels && d[1] == s.ImageHeight && d[2] == s.ImageWidth))
+            return;
+        if (d[0] == s.ImageHeight && d[1] == s.ImageWidth && d[2] == s.ImageChannels)
+        {
+            if (s.ImageChannels == 1)
+                return;
+            throw new ArgumentException(
+                $"Feature column '{s.FeatureColumnName}' has dimensions {d[0]}×{d[1]}×{d[2]}, an interleaved H×W×C pixel layout; the network " +
+                $"expects planar C×H×W ({s.ShapeText}: all values of one colour, then the next). Use ExtractPixels with " +
+                "interleavePixelColors: false (its default).", paramName);
+        }
+
+        throw new ArgumentException(
+            $"Feature column '{s.FeatureColumnName}' has dimensions {d[0]}×{d[1]}×{d[2]} (C×H×W); expected {s.ShapeText}. Set ImageChannels, " +
+            $"ImageHeight and ImageWidth to {d[0]}, {d[1]} and {d[2]}, or ResizeImages to imageWidth: {s.ImageWidth}, imageHeight: {s.ImageHeight}.", paramName);
+    }
+
+    private static string DimensionsText(VectorDataViewType vector) =>
+        vector.Dimensions.Length > 1 ? $" (dimensions {string.Join("×", vector.Dimensions)})" : string.Empty;
 
     /// <summary>Validates the label column of a concrete schema and returns it.</summary>
     /// <exception cref="ArgumentException">Missing or not a key; the message suggests <c>MapValueToKey</c>.</exception>
