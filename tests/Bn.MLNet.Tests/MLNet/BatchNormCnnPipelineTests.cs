@@ -139,17 +139,16 @@ public class BatchNormCnnPipelineTests
     }
 
     [Fact]
-    public void InferenceBatchSizeDoesNotChangeScores()
+    public void CursorWithPassThroughColumnsMatchesScoreOnlyCursor()
     {
         var p = Pipeline;
         var bn = BnTransformer(p.Model);
         var keyed = p.Context.Transforms.Conversion.MapValueToKey("Label").Fit(p.Train).Transform(p.Context.Data.LoadFromEnumerable(Rows(FashionMnistSplit.Test, 130)));
-        var a = Scores(bn, keyed);
-        using var dir = new TempDir();
-        // Reload with a different inference batch size through the content round trip is not public; compare cursor paths instead:
-        // a cursor that also requests pass-through columns (lead + follow cursors) vs one that requests only Score.
+        var a = Scores(bn, keyed); // Score only: one lead cursor; 130 rows = batches of 64, 64, 2
+        // A cursor that also requests a pass-through column reads the input twice (lead + follow) in lockstep.
         var view = bn.Transform(keyed);
         var withLabel = new List<float[]>();
+        var labels = new List<uint>();
         using (var cursor = view.GetRowCursor([view.Schema["Score"], view.Schema["Label"]]))
         {
             var score = cursor.GetGetter<VBuffer<float>>(view.Schema["Score"]);
@@ -160,12 +159,14 @@ public class BatchNormCnnPipelineTests
             {
                 score(ref s);
                 label(ref l);
+                labels.Add(l);
                 withLabel.Add(s.DenseValues().ToArray());
             }
         }
 
         AssertClose(a, withLabel.ToArray(), 0f);
         Assert.Equal(130, a.Length);
+        Assert.Equal(keyed.GetColumn<uint>("Label"), labels);
     }
 
     [Fact]
