@@ -1,0 +1,31 @@
+using static TorchSharp.torch;
+
+namespace Bn.MLNet.Normalization;
+
+/// <summary>
+/// Batch Normalization (Ioffe &amp; Szegedy, ICML 2015, Algorithm 1 in training, the inference transform of
+/// Algorithm 2 in evaluation) over a 2D input N×C or a 3D input N×C×L; statistics are per channel C over every
+/// other axis. State-dict keys: <c>weight</c>, <c>bias</c>, <c>running_mean</c>, <c>running_var</c>,
+/// <c>num_batches_tracked</c> (same as TorchSharp's <c>torch.nn.BatchNorm1d</c>).
+/// </summary>
+public sealed class BatchNorm1d : BatchNormBase
+{
+    private static readonly int[] Ranks = { 2, 3 };
+
+    /// <summary>Creates the layer.</summary>
+    /// <param name="numFeatures">Number of channels C (≥ 1).</param>
+    /// <param name="eps">ε added to the variance (&gt; 0).</param>
+    /// <param name="momentum">Moving-average factor in [0, 1]; null for a cumulative average.</param>
+    /// <param name="affine">Whether to learn γ (starts at 1) and β (starts at 0).</param>
+    /// <param name="trackRunningStats">Whether to keep running statistics for evaluation mode.</param>
+    /// <exception cref="ArgumentException">numFeatures &lt; 1, eps ≤ 0, or momentum outside [0, 1].</exception>
+    public BatchNorm1d(long numFeatures, double eps = 1e-5, double? momentum = 0.1, bool affine = true, bool trackRunningStats = true)
+        : base(nameof(BatchNorm1d), numFeatures, eps, momentum, affine, trackRunningStats)
+    {
+        RegisterComponents();
+    }
+
+    private protected override int[] AcceptedRanks => Ranks;
+
+    private protected override string ExpectedShape => "N×C or N×C×L (rank 2 or 3)";
+}
