@@ -249,6 +249,50 @@ public class BatchNormCnnPipelineTests
         Assert.Equal(NormalizationKind.Batch, foldedBn.Network.Architecture.Normalization);
     }
 
+    public sealed class NumericRow
+    {
+        public float Label { get; set; }
+
+        [VectorType(784)]
+        public float[] Features { get; set; } = [];
+    }
+
+    [Fact]
+    public void NumericKeyValuesSurviveTrainingScoringAndSaveLoad()
+    {
+        var ml = new MLContext(seed: 4);
+        var rows = Rows(FashionMnistSplit.Train, 300).Select(r => new NumericRow
+        {
+            Label = 10f + FashionMnist.ClassNames.ToList().IndexOf(r.Label),
+            Features = r.Features,
+        }).ToList();
+        var data = ml.Data.LoadFromEnumerable(rows);
+        var validation = ml.Data.LoadFromEnumerable(rows.Take(100).ToList());
+        var options = SmallOptions();
+        options.Epochs = 2;
+        var keyMap = ml.Transforms.Conversion.MapValueToKey("Label").Fit(data);
+        options.ValidationData = keyMap.Transform(validation);
+        options.EarlyStoppingPatience = 5;
+        var model = keyMap.Append(ml.Transforms.BatchNormCnn(options).Fit(keyMap.Transform(data)));
+        var bn = model.LastTransformer;
+        Assert.Equal(2, bn.TrainingHistory!.Epochs.Count);
+        Assert.All(bn.TrainingHistory.Epochs, e => Assert.NotNull(e.ValidationAccuracy));
+
+        var scored = model.Transform(validation);
+        var predicted = scored.Schema["PredictedLabel"];
+        Assert.Equal(NumberDataViewType.Single, ((VectorDataViewType)predicted.Annotations.Schema["KeyValues"].Type).ItemType);
+        var values = ml.Transforms.Conversion.MapKeyToValue("PredictedLabel").Fit(scored).Transform(scored).GetColumn<float>("PredictedLabel").ToArray();
+        Assert.All(values, v => Assert.InRange(v, 10f, 19f));
+
+        using var dir = new TempDir();
+        ml.Model.Save(model, data.Schema, dir.File("numeric.zip"));
+        var loaded = new MLContext(seed: 8).Model.Load(dir.File("numeric.zip"), out _);
+        var loadedScored = loaded.Transform(validation);
+        var back = ml.Transforms.Conversion.MapKeyToValue("PredictedLabel").Fit(loadedScored).Transform(loadedScored).GetColumn<float>("PredictedLabel").ToArray();
+        Assert.Equal(values, back);
+        Assert.Equal(bn.ClassNames, BnTransformer(loaded).ClassNames);
+    }
+
     /// <summary>An IProgress that reports synchronously (Progress&lt;T&gt; posts to the thread pool).</summary>
     private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
     {
