@@ -31,7 +31,11 @@ public sealed class MLNetBenchmarkConfig : ManualConfig
     }
 }
 
-/// <summary>Shared data and network settings for the ML.NET benchmarks.</summary>
+/// <summary>
+/// Shared data and network settings for the ML.NET benchmarks. Both sides of every pair run libtorch with one thread:
+/// on a shared 2-core machine, multi-threaded parallel regions wait for descheduled threads and swing timings by
+/// 10× between otherwise identical runs, which would swamp the overhead being measured.
+/// </summary>
 public abstract class MLNetBenchmarkBase
 {
     /// <summary>Rows used for training and scoring.</summary>
@@ -62,6 +66,7 @@ public abstract class MLNetBenchmarkBase
         BatchSize = BatchSize,
         InferenceBatchSize = BatchSize,
         Seed = Seed,
+        Threads = 1,
         Schedule = Training.LearningRateScheduleKind.Constant,
         LearningRate = 0.05,
     };
@@ -69,7 +74,7 @@ public abstract class MLNetBenchmarkBase
     /// <summary>Loads the data.</summary>
     protected void LoadData()
     {
-        torch.set_num_threads(Environment.ProcessorCount);
+        torch.set_num_threads(1);
         var raw = FashionMnist.Read(null, FashionMnistSplit.Train, Rows);
         Features = raw.Images.Pixels.Select(b => (float)b).ToArray();
         Labels = raw.Labels.Select(l => (long)l).ToArray();
