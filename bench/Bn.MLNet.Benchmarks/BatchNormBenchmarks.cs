@@ -8,7 +8,8 @@ namespace Bn.MLNet.Benchmarks;
 /// <summary>
 /// Forward + backward time of our Batch Normalization (Algorithm 1 with the closed-form backward as a custom
 /// autograd function) against TorchSharp's native batch norm (libtorch kernel, the baseline), training mode,
-/// float32 on CPU. Each invocation: forward, backward with a fixed upstream gradient, gradients reset to none.
+/// float32 on CPU, with one libtorch thread and with the default thread count (the machine may be shared, and
+/// contention hurts the implementation with more kernel launches more). Each invocation: forward, backward with a fixed upstream gradient, gradients reset to none.
 /// </summary>
 [SimpleJob(launchCount: 1, warmupCount: 3, iterationCount: 10)]
 [MemoryDiagnoser(false)]
@@ -23,9 +24,17 @@ public class BatchNormBenchmarks
     [Params("128x32x28x28", "128x64x14x14", "512x128")]
     public string Shape { get; set; } = "";
 
+    /// <summary>libtorch intra-op threads (0 = libtorch's default, one per core).</summary>
+    [Params(1, 0)]
+    public int Threads { get; set; }
+
+    private int _previousThreads;
+
     [GlobalSetup]
     public void Setup()
     {
+        _previousThreads = torch.get_num_threads();
+        if (Threads > 0) torch.set_num_threads(Threads);
         long[] shape = Shape.Split('x').Select(long.Parse).ToArray();
         long c = shape[1];
         var gen = new torch.Generator(1);
@@ -50,6 +59,7 @@ public class BatchNormBenchmarks
         _native.Dispose();
         _x.Dispose();
         _upstream.Dispose();
+        torch.set_num_threads(_previousThreads);
     }
 
     [Benchmark(Baseline = true)]

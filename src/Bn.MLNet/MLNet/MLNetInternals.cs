@@ -34,7 +34,8 @@ namespace Bn.MLNet;
 /// <c>ModelLoadContext.TryLoadBinaryStream(string, Action&lt;BinaryReader&gt;)</c>.</para>
 /// <para><b>Estimator plumbing</b>: the internal <c>SchemaShape.Column</c> constructor (estimators must return a
 /// <see cref="SchemaShape"/>, which has no public way to describe a new column) and the explicitly implemented
-/// <c>IInternalCatalog.Environment</c> of <see cref="TransformsCatalog"/> (to log through <c>mlContext.Log</c>).</para>
+/// <c>IInternalCatalog.Environment</c> of <see cref="TransformsCatalog"/> (to log through <c>mlContext.Log</c>); tests
+/// also use the internal <c>SchemaShape.Create(DataViewSchema)</c>.</para>
 /// <para>Every member is bound once by name; if an ML.NET update renames or removes one, <see cref="Verify"/> and
 /// every save/load throw <see cref="MissingMemberException"/> naming the member.</para>
 /// </remarks>
@@ -229,6 +230,13 @@ internal static class MLNetInternals
         return (SchemaShape.Column)s_bindings.Value.SchemaShapeColumnCtor.Invoke([name, kind, itemType, isKey, annotations]);
     }
 
+    /// <summary>The <see cref="SchemaShape"/> of a concrete schema (ML.NET's internal <c>SchemaShape.Create</c>; used by tests).</summary>
+    internal static SchemaShape ToSchemaShape(DataViewSchema schema)
+    {
+        ArgumentNullException.ThrowIfNull(schema);
+        return (SchemaShape)Invoke(s_bindings.Value.SchemaShapeCreate, null!, schema)!;
+    }
+
     // ----------------------------------------------------------------------------------------------------------------
     // Save side.
 
@@ -301,7 +309,7 @@ internal static class MLNetInternals
     // ----------------------------------------------------------------------------------------------------------------
     // Binding.
 
-    private static object? Invoke(MethodInfo method, object target, params object?[] args)
+    private static object? Invoke(MethodInfo method, object? target, params object?[] args)
     {
         try
         {
@@ -364,6 +372,9 @@ internal static class MLNetInternals
                 Inst, [typeof(string), typeof(SchemaShape.Column.VectorKind), typeof(DataViewType), typeof(bool), typeof(SchemaShape)])
                 ?? throw Missing("Microsoft.ML.SchemaShape.Column..ctor(string, VectorKind, DataViewType, bool, SchemaShape)");
 
+            SchemaShapeCreate = typeof(SchemaShape).GetMethod("Create", BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic, [typeof(DataViewSchema)])
+                ?? throw Missing("static Microsoft.ML.SchemaShape.Create(DataViewSchema)");
+
             var dataAssembly = typeof(TransformsCatalog).Assembly;
             var internalCatalog = dataAssembly.GetType("Microsoft.ML.Data.IInternalCatalog", throwOnError: false)
                 ?? throw Missing($"Microsoft.ML.Data.IInternalCatalog (in {dataAssembly.GetName().Name})");
@@ -390,6 +401,7 @@ internal static class MLNetInternals
         public FieldInfo LoadReader { get; }
         public PropertyInfo LoadInRepository { get; }
         public ConstructorInfo SchemaShapeColumnCtor { get; }
+        public MethodInfo SchemaShapeCreate { get; }
         public PropertyInfo CatalogEnvironment { get; }
 
         public object NewVersionInfo(ModelVersion v, string loaderAssemblyName) =>

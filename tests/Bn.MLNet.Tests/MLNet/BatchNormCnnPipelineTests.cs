@@ -139,17 +139,16 @@ public class BatchNormCnnPipelineTests
     }
 
     [Fact]
-    public void InferenceBatchSizeDoesNotChangeScores()
+    public void CursorWithPassThroughColumnsMatchesScoreOnlyCursor()
     {
         var p = Pipeline;
         var bn = BnTransformer(p.Model);
         var keyed = p.Context.Transforms.Conversion.MapValueToKey("Label").Fit(p.Train).Transform(p.Context.Data.LoadFromEnumerable(Rows(FashionMnistSplit.Test, 130)));
-        var a = Scores(bn, keyed);
-        using var dir = new TempDir();
-        // Reload with a different inference batch size through the content round trip is not public; compare cursor paths instead:
-        // a cursor that also requests pass-through columns (lead + follow cursors) vs one that requests only Score.
+        var a = Scores(bn, keyed); // Score only: one lead cursor; 130 rows = batches of 64, 64, 2
+        // A cursor that also requests a pass-through column reads the input twice (lead + follow) in lockstep.
         var view = bn.Transform(keyed);
         var withLabel = new List<float[]>();
+        var labels = new List<uint>();
         using (var cursor = view.GetRowCursor([view.Schema["Score"], view.Schema["Label"]]))
         {
             var score = cursor.GetGetter<VBuffer<float>>(view.Schema["Score"]);
@@ -160,12 +159,14 @@ public class BatchNormCnnPipelineTests
             {
                 score(ref s);
                 label(ref l);
+                labels.Add(l);
                 withLabel.Add(s.DenseValues().ToArray());
             }
         }
 
         AssertClose(a, withLabel.ToArray(), 0f);
         Assert.Equal(130, a.Length);
+        Assert.Equal(keyed.GetColumn<uint>("Label"), labels);
     }
 
     [Fact]
@@ -246,6 +247,50 @@ public class BatchNormCnnPipelineTests
         var foldedBn = BnTransformer(folded.Model);
         Assert.Equal(NormalizationKind.None, foldedBn.ScoringNetwork.Architecture.Normalization);
         Assert.Equal(NormalizationKind.Batch, foldedBn.Network.Architecture.Normalization);
+    }
+
+    public sealed class NumericRow
+    {
+        public float Label { get; set; }
+
+        [VectorType(784)]
+        public float[] Features { get; set; } = [];
+    }
+
+    [Fact]
+    public void NumericKeyValuesSurviveTrainingScoringAndSaveLoad()
+    {
+        var ml = new MLContext(seed: 4);
+        var rows = Rows(FashionMnistSplit.Train, 300).Select(r => new NumericRow
+        {
+            Label = 10f + FashionMnist.ClassNames.ToList().IndexOf(r.Label),
+            Features = r.Features,
+        }).ToList();
+        var data = ml.Data.LoadFromEnumerable(rows);
+        var validation = ml.Data.LoadFromEnumerable(rows.Take(100).ToList());
+        var options = SmallOptions();
+        options.Epochs = 2;
+        var keyMap = ml.Transforms.Conversion.MapValueToKey("Label").Fit(data);
+        options.ValidationData = keyMap.Transform(validation);
+        options.EarlyStoppingPatience = 5;
+        var model = keyMap.Append(ml.Transforms.BatchNormCnn(options).Fit(keyMap.Transform(data)));
+        var bn = model.LastTransformer;
+        Assert.Equal(2, bn.TrainingHistory!.Epochs.Count);
+        Assert.All(bn.TrainingHistory.Epochs, e => Assert.NotNull(e.ValidationAccuracy));
+
+        var scored = model.Transform(validation);
+        var predicted = scored.Schema["PredictedLabel"];
+        Assert.Equal(NumberDataViewType.Single, ((VectorDataViewType)predicted.Annotations.Schema["KeyValues"].Type).ItemType);
+        var values = ml.Transforms.Conversion.MapKeyToValue("PredictedLabel").Fit(scored).Transform(scored).GetColumn<float>("PredictedLabel").ToArray();
+        Assert.All(values, v => Assert.InRange(v, 10f, 19f));
+
+        using var dir = new TempDir();
+        ml.Model.Save(model, data.Schema, dir.File("numeric.zip"));
+        var loaded = new MLContext(seed: 8).Model.Load(dir.File("numeric.zip"), out _);
+        var loadedScored = loaded.Transform(validation);
+        var back = ml.Transforms.Conversion.MapKeyToValue("PredictedLabel").Fit(loadedScored).Transform(loadedScored).GetColumn<float>("PredictedLabel").ToArray();
+        Assert.Equal(values, back);
+        Assert.Equal(bn.ClassNames, BnTransformer(loaded).ClassNames);
     }
 
     /// <summary>An IProgress that reports synchronously (Progress&lt;T&gt; posts to the thread pool).</summary>

@@ -70,9 +70,8 @@ public class BatchNormCnnSchemaTests
         return Assert.ThrowsAny<ArgumentException>(() => estimator.GetOutputSchema(shape));
     }
 
-    /// <summary>SchemaShape of a concrete schema (ML.NET's own SchemaShape.Create is internal; tests may reach it).</summary>
-    private static SchemaShape ToShape(DataViewSchema schema) =>
-        (SchemaShape)typeof(SchemaShape).GetMethod("Create", System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.NonPublic)!.Invoke(null, [schema])!;
+    /// <summary>SchemaShape of a concrete schema (ML.NET's own SchemaShape.Create is internal; reached through MLNetInternals).</summary>
+    private static SchemaShape ToShape(DataViewSchema schema) => MLNetInternals.ToSchemaShape(schema);
 
     [Fact]
     public void WrongVectorLengthIsRefusedWithLengthAndExpectation()
