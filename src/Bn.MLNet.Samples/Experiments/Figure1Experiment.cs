@@ -13,7 +13,7 @@ internal static class Figure1Experiment
 {
     public static void Run(ExperimentContext ctx)
     {
-        long steps = ctx.Quick ? 300 : 10_000;
+        long steps = ctx.Quick ? 300 : 6000;
         int evalEvery = ctx.Quick ? 100 : 250;
         var options = new TrainerOptions
         {

@@ -13,8 +13,8 @@ internal static class LearningRatesExperiment
 {
     public static void Run(ExperimentContext ctx)
     {
-        long steps = ctx.Quick ? 300 : 4000;
-        int evalEvery = ctx.Quick ? 100 : 200;
+        long steps = ctx.Quick ? 300 : 3000;
+        int evalEvery = ctx.Quick ? 100 : 250;
         const double baseRate = 0.01;
         var options = new TrainerOptions
         {

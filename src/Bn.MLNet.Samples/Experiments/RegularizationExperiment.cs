@@ -13,7 +13,7 @@ internal static class RegularizationExperiment
     public static void Run(ExperimentContext ctx)
     {
         int rows = ctx.Quick ? 2000 : 10_000;
-        int epochs = ctx.Quick ? 2 : 15;
+        int epochs = ctx.Quick ? 2 : 10;
         var runs = new List<(ExperimentRun Run, double TrainAccuracy)>();
         var train = ctx.TrainSource(rows);
         foreach (var norm in new[] { NormalizationKind.None, NormalizationKind.Batch })
