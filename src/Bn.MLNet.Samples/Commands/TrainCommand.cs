@@ -459,7 +459,8 @@ internal static class TrainCommand
                 {
                     task.MaxValue = r.PlannedSteps;
                     task.Value = r.Step;
-                    task.Description = Markup.Escape(Describe(r));
+                    task.Description = Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+                        $"epoch {r.Epoch + 1}/{r.PlannedEpochs} loss {r.Loss:0.000} acc {r.Accuracy:0.000} {r.ImagesPerSecond:0} img/s"));
                     if (r.EpochCompleted)
                     {
                         AnsiConsole.MarkupLine(Markup.Escape(Describe(r)));
@@ -486,7 +487,8 @@ internal static class TrainCommand
         {
             if (value.EpochCompleted)
             {
-                Console.WriteLine($"{Describe(value)}  {value.ElapsedSeconds:0}s");
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{Describe(value)}  {value.ElapsedSeconds:0}s  working set {Environment.WorkingSet / (1024 * 1024)} MB"));
             }
         }
     }
