@@ -38,14 +38,18 @@ internal sealed class BatchNormFunction : torch.autograd.SingleTensorFunction<Ba
         long[] shape = BroadcastShape(x);
         long m = x.numel() / x.shape[1];
 
-        Tensor xhat;      // becomes x̂ in place
+        // Only two full-size tensors are allocated: x̂ (saved for backward) and y (which first serves as scratch
+        // for the squared deviations).
+        Tensor xhat;      // x − μ, becomes x̂ in place
         Tensor variance;
+        Tensor y;
         if (s.BatchStatistics)
         {
             // Two-pass statistics: μ_B = Σx/m, then σ²_B = Σ(x − μ_B)²/m on the centred values (no cancellation).
             var mean = x.mean(s.ReduceDims, keepdim: true);
             xhat = x - mean;
-            variance = (xhat * xhat).sum(s.ReduceDims).div_(m);
+            y = xhat * xhat;
+            variance = y.sum(s.ReduceDims).div_(m);
             s.Mean = mean.view(-1);
             s.Variance = variance;
         }
@@ -53,12 +57,16 @@ internal sealed class BatchNormFunction : torch.autograd.SingleTensorFunction<Ba
         {
             xhat = x - s.Mean!.view(shape);
             variance = s.Variance!;
+            y = torch.empty_like(x);
         }
 
         // invstd = 1/√(σ² + ε); x̂ = (x − μ)·invstd; y = γ·x̂ + β
         var invstd = (variance + s.Eps).rsqrt_();
         xhat.mul_(invstd.view(shape));
-        var y = gamma is null ? xhat.clone() : xhat.mul(gamma.view(shape)).add_(beta!.view(shape));
+        if (gamma is null)
+            y.copy_(xhat);
+        else
+            y.copy_(beta!.view(shape).expand_as(y)).addcmul_(xhat, gamma.view(shape), 1);
 
         ctx.save_for_backward(new List<Tensor> { xhat, invstd, gamma! });
         ctx.save_data("dims", s.ReduceDims);
@@ -83,27 +91,27 @@ internal sealed class BatchNormFunction : torch.autograd.SingleTensorFunction<Ba
 
         // ∂ℓ/∂β = Σ ∂ℓ/∂y ;  ∂ℓ/∂γ = Σ ∂ℓ/∂y · x̂   (sums over every axis but C)
         var sumDy = dy.sum(dims);
-        var sumDyXhat = (dy * xhat).sum(dims);
+        var dx = dy * xhat;               // scratch for the product, reused as ∂ℓ/∂x below
+        var sumDyXhat = dx.sum(dims);
 
         // ∂ℓ/∂x̂ = ∂ℓ/∂y · γ, so the per-channel factor a = γ·invstd multiplies ∂ℓ/∂y.
         var a = gamma is null ? invstd : gamma * invstd;
-        Tensor dx;
         if (batch)
         {
             // Paper:  ∂ℓ/∂σ² = Σ ∂ℓ/∂x̂ · (x − μ) · (−½)(σ² + ε)^(−3/2)      = −½ · a · invstd · Σ ∂ℓ/∂y·x̂
             //         ∂ℓ/∂μ  = Σ ∂ℓ/∂x̂ · (−invstd) + ∂ℓ/∂σ² · Σ −2(x − μ)/m  = −a · Σ ∂ℓ/∂y   (Σ(x − μ) = 0)
             //         ∂ℓ/∂x  = ∂ℓ/∂x̂ · invstd + ∂ℓ/∂σ² · 2(x − μ)/m + ∂ℓ/∂μ / m
-            // With (x − μ) = x̂/invstd the three terms are a·∂ℓ/∂y, a·k·x̂ and a·c with
-            //         k = −Σ ∂ℓ/∂y·x̂ / m   and   c = −Σ ∂ℓ/∂y / m,
-            // so ∂ℓ/∂x = a · (∂ℓ/∂y + k·x̂ + c), evaluated in three elementwise passes.
-            var k = sumDyXhat / -m;
-            var c = sumDy / -m;
-            dx = torch.addcmul(dy, xhat, k.view(shape), 1).add_(c.view(shape)).mul_(a.view(shape));
+            // With (x − μ) = x̂/invstd these three terms are a·∂ℓ/∂y, (2/m)·∂ℓ/∂σ²/invstd · x̂ and ∂ℓ/∂μ/m.
+            var dVar = a * invstd * sumDyXhat * -0.5;
+            var dMean = -a * sumDy;
+            var coefXhat = dVar * (2.0 / m) / invstd;   // = −a·Σ∂ℓ/∂y·x̂/m
+            var constant = dMean / m;
+            dx.copy_(constant.view(shape).expand_as(dx)).addcmul_(xhat, coefXhat.view(shape), 1).addcmul_(dy, a.view(shape), 1);
         }
         else
         {
             // Fixed statistics: ∂ℓ/∂x = ∂ℓ/∂x̂ · invstd.
-            dx = dy * a.view(shape);
+            dx.copy_(dy).mul_(a.view(shape));
         }
 
         return new List<Tensor> { dx, affine ? sumDyXhat : null!, affine ? sumDy : null!, null! };

@@ -1,0 +1,79 @@
+using BenchmarkDotNet.Attributes;
+using Bn.MLNet.Normalization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Bn.MLNet.Benchmarks;
+
+/// <summary>
+/// Forward + backward time of our Batch Normalization (Algorithm 1 with the closed-form backward as a custom
+/// autograd function) against TorchSharp's native batch norm (libtorch kernel, the baseline), training mode,
+/// float32 on CPU, with one libtorch thread and with the default thread count (the machine may be shared, and
+/// contention hurts the implementation with more kernel launches more). Each invocation: forward, backward with a fixed upstream gradient, gradients reset to none.
+/// </summary>
+[SimpleJob(launchCount: 1, warmupCount: 3, iterationCount: 10)]
+[MemoryDiagnoser(false)]
+public class BatchNormBenchmarks
+{
+    private Tensor _x = null!;
+    private Tensor _upstream = null!;
+    private nn.Module<Tensor, Tensor> _ours = null!;
+    private nn.Module<Tensor, Tensor> _native = null!;
+
+    /// <summary>Input shape N×C×H×W (2d) or N×C (1d).</summary>
+    [Params("128x32x28x28", "128x64x14x14", "512x128")]
+    public string Shape { get; set; } = "";
+
+    /// <summary>libtorch intra-op threads (0 = libtorch's default, one per core).</summary>
+    [Params(1, 0)]
+    public int Threads { get; set; }
+
+    private int _previousThreads;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _previousThreads = torch.get_num_threads();
+        if (Threads > 0) torch.set_num_threads(Threads);
+        long[] shape = Shape.Split('x').Select(long.Parse).ToArray();
+        long c = shape[1];
+        var gen = new torch.Generator(1);
+        _x = (torch.randn(shape, generator: gen) * 100 + 50).requires_grad_(true);
+        _upstream = torch.randn(shape, generator: gen);
+        if (shape.Length == 4)
+        {
+            _ours = new Bn.MLNet.Normalization.BatchNorm2d(c);
+            _native = nn.BatchNorm2d(c);
+        }
+        else
+        {
+            _ours = new Bn.MLNet.Normalization.BatchNorm1d(c);
+            _native = nn.BatchNorm1d(c);
+        }
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _ours.Dispose();
+        _native.Dispose();
+        _x.Dispose();
+        _upstream.Dispose();
+        torch.set_num_threads(_previousThreads);
+    }
+
+    [Benchmark(Baseline = true)]
+    public void Native() => Step(_native);
+
+    [Benchmark]
+    public void Ours() => Step(_ours);
+
+    private void Step(nn.Module<Tensor, Tensor> module)
+    {
+        using var scope = torch.NewDisposeScope();
+        var y = module.forward(_x);
+        y.backward(new[] { _upstream });
+        module.zero_grad();
+        _x.grad = null;
+    }
+}
