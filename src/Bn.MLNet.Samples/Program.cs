@@ -1,6 +1,9 @@
 using System.CommandLine;
 using Bn.MLNet.Samples.Commands;
 
+// Before anything loads libtorch: passive OpenMP waiting (see OpenMpWaitPolicy for the measurements behind it).
+OpenMpWaitPolicy.PreferPassive();
+
 var root = new RootCommand("Bn.MLNet samples: Batch Normalization (Ioffe & Szegedy 2015) for ML.NET with TorchSharp.");
 root.Add(TrainCommand.Create());
 root.SetAction(_ =>
