@@ -145,6 +145,12 @@ internal static class TrainCommand
         HelpName = "STEPS",
     };
 
+    private static readonly Option<double?> TimeBudgetOption = new("--time-budget")
+    {
+        Description = "Wall-clock budget for training in seconds: cosine/one-cycle schedules advance with time as well as steps, and training stops (annealed) when it runs out.",
+        HelpName = "SECONDS",
+    };
+
     private static readonly Option<int> BatchSizeOption = new("--batch-size", "-b")
     {
         Description = "Rows per training mini-batch.",
@@ -220,7 +226,7 @@ internal static class TrainCommand
             DataOption, TrainLimitOption, TestLimitOption, ValidationOption, PatienceOption,
             ConvOption, HiddenOption, DropoutOption, PaperMlpOption, NormalizationOption, ActivationOption,
             OptimizerOption, LearningRateOption, LrMultiplierOption, ScheduleOption, MomentumOption, NoNesterovOption,
-            WeightDecayOption, LabelSmoothingOption, EpochsOption, MaxStepsOption, BatchSizeOption, CropPaddingOption, NoFlipOption,
+            WeightDecayOption, LabelSmoothingOption, EpochsOption, MaxStepsOption, TimeBudgetOption, BatchSizeOption, CropPaddingOption, NoFlipOption,
             SeedOption, ThreadsOption, ShuffleBufferOption, LogEveryOption, ModelOption, MetricsOutOption, HistoryCsvOption, QuietOption,
         };
         foreach (Option option in options)
@@ -244,6 +250,7 @@ internal static class TrainCommand
             {
                 Epochs = p.GetValue(EpochsOption),
                 MaxSteps = p.GetValue(MaxStepsOption),
+                TimeBudgetSeconds = p.GetValue(TimeBudgetOption),
                 BatchSize = p.GetValue(BatchSizeOption),
                 Optimizer = p.GetValue(OptimizerOption),
                 LearningRate = p.GetValue(LearningRateOption),
@@ -322,7 +329,7 @@ internal static class TrainCommand
             AnsiConsole.MarkupLine($"[bold]Bn.MLNet train[/]  data {Markup.Escape(dataDir)}  rows {train.RowCount}{(validation is null ? string.Empty : $" (+{validation.RowCount} validation)")}  test {test.RowCount}");
             AnsiConsole.MarkupLine($"network  {Markup.Escape(ArchitectureSpec.Format(architecture))}  ({parameterCount:N0} parameters)");
             AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-                $"training {options.Optimizer}{(options.Optimizer == OptimizerKind.Sgd ? (options.Nesterov ? " Nesterov" : string.Empty) + $" momentum {options.Momentum}" : string.Empty)} lr {options.LearningRate}x{options.LearningRateMultiplier} {options.Schedule}, wd {options.WeightDecay}, batch {options.BatchSize}, {(options.MaxSteps is long ms ? $"{ms} steps" : $"{options.Epochs} epochs")}, crop {options.RandomCropPadding} flip {options.HorizontalFlip}, smoothing {options.LabelSmoothing}, seed {options.Seed}, {threads} threads")));
+                $"training {options.Optimizer}{(options.Optimizer == OptimizerKind.Sgd ? (options.Nesterov ? " Nesterov" : string.Empty) + $" momentum {options.Momentum}" : string.Empty)} lr {options.LearningRate}x{options.LearningRateMultiplier} {options.Schedule}, wd {options.WeightDecay}, batch {options.BatchSize}, {(options.MaxSteps is long ms ? $"{ms} steps" : $"{options.Epochs} epochs")}{(options.TimeBudgetSeconds is double tb ? $" or {tb} s" : string.Empty)}, crop {options.RandomCropPadding} flip {options.HorizontalFlip}, smoothing {options.LabelSmoothing}, seed {options.Seed}, {threads} threads")));
         }
 
         var trainer = new Trainer(options);
@@ -354,6 +361,11 @@ internal static class TrainCommand
         if (history.BestEpoch is int best)
         {
             table.AddRow("best epoch", $"{best + 1}{(history.RestoredBestWeights ? " (weights restored)" : string.Empty)}{(history.StoppedEarly ? ", stopped early" : string.Empty)}");
+        }
+
+        if (history.StoppedByTimeBudget)
+        {
+            table.AddRow("time budget", "reached: training stopped before the planned steps");
         }
 
         if (history.Divergence is DivergenceInfo d)
@@ -392,6 +404,7 @@ internal static class TrainCommand
                 ["steps"] = history.TotalSteps,
                 ["trainRows"] = history.TrainingRows,
                 ["diverged"] = history.Diverged,
+                ["stoppedByTimeBudget"] = history.StoppedByTimeBudget,
                 ["threads"] = threads,
                 ["peakWorkingSetBytes"] = peakWorkingSet,
                 ["managedHeapBytes"] = managedHeap,

@@ -28,7 +28,8 @@ internal static class TrainingConsole
             {
                 if (r.EpochCompleted)
                 {
-                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{Describe(r)}  {r.ElapsedSeconds:0}s"));
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"{Describe(r)}  {r.ElapsedSeconds:0}s  working set {Environment.WorkingSet / (1024 * 1024)} MB"));
                 }
             }));
         }
@@ -44,7 +45,8 @@ internal static class TrainingConsole
                 {
                     task.MaxValue = r.PlannedSteps;
                     task.Value = r.Step;
-                    task.Description = Markup.Escape(Describe(r));
+                    task.Description = Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+                        $"epoch {r.Epoch + 1}/{r.PlannedEpochs} loss {r.Loss:0.000} acc {r.Accuracy:0.000} {r.ImagesPerSecond:0} img/s"));
                     if (r.EpochCompleted)
                     {
                         AnsiConsole.MarkupLine(Markup.Escape(Describe(r)));

@@ -13,8 +13,8 @@ internal static class Figure1Experiment
 {
     public static void Run(ExperimentContext ctx)
     {
-        long steps = ctx.Quick ? 300 : 6000;
-        int evalEvery = ctx.Quick ? 100 : 250;
+        long steps = ctx.Quick ? 300 : 50_000;
+        int evalEvery = ctx.Quick ? 100 : 1000;
         var options = new TrainerOptions
         {
             BatchSize = 60,

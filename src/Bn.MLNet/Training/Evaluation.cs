@@ -19,7 +19,7 @@ public static class Evaluation
     /// </summary>
     /// <exception cref="ArgumentException">The source is empty.</exception>
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
-    public static EvaluationResult Evaluate(nn.Module<Tensor, Tensor> network, IBatchSource source, int batchSize = 500, CancellationToken cancellationToken = default)
+    public static EvaluationResult Evaluate(nn.Module<Tensor, Tensor> network, IBatchSource source, int batchSize = 256, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(source);

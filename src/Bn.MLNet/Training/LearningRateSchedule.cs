@@ -11,7 +11,25 @@ public static class LearningRateSchedule
     public static double At(TrainerOptions options, long step, long totalSteps, long stepsPerEpoch)
     {
         ArgumentNullException.ThrowIfNull(options);
+        totalSteps = Math.Max(1, totalSteps);
+        return AtFraction(options, Math.Min(1.0, (double)step / totalSteps), step, totalSteps, stepsPerEpoch);
+    }
+
+    /// <summary>
+    /// The learning rate when a <paramref name="fraction"/> in [0, 1] of training is done (for cosine and one-cycle; a time
+    /// budget makes the fraction the larger of the step and time fractions). <see cref="LearningRateScheduleKind.Step"/>
+    /// decays by epochs, computed from <paramref name="step"/>.
+    /// </summary>
+    /// <param name="options">Schedule settings.</param>
+    /// <param name="fraction">Fraction of training done, clamped to [0, 1].</param>
+    /// <param name="step">Zero-based step.</param>
+    /// <param name="totalSteps">Planned number of steps, used to place the one-cycle warm-up on whole steps.</param>
+    /// <param name="stepsPerEpoch">Steps per epoch, for <see cref="LearningRateScheduleKind.Step"/>.</param>
+    public static double AtFraction(TrainerOptions options, double fraction, long step, long totalSteps, long stepsPerEpoch)
+    {
+        ArgumentNullException.ThrowIfNull(options);
         double baseRate = options.LearningRate * options.LearningRateMultiplier;
+        fraction = Math.Clamp(double.IsNaN(fraction) ? 0 : fraction, 0, 1);
         totalSteps = Math.Max(1, totalSteps);
         stepsPerEpoch = Math.Max(1, stepsPerEpoch);
         double final = baseRate * options.FinalLearningRateFraction;
@@ -23,16 +41,16 @@ public static class LearningRateSchedule
                 long epoch = step / stepsPerEpoch;
                 return baseRate * Math.Pow(options.StepGamma, epoch / options.StepSizeEpochs);
             case LearningRateScheduleKind.Cosine:
-                return Anneal(baseRate, final, Math.Min(1.0, (double)step / totalSteps));
+                return Anneal(baseRate, final, fraction);
             case LearningRateScheduleKind.OneCycle:
                 double start = baseRate / options.OneCycleDivFactor;
-                double warm = Math.Max(1.0, options.OneCycleWarmupFraction * totalSteps);
-                if (step < warm)
+                double warm = Math.Max(1.0 / totalSteps, options.OneCycleWarmupFraction);
+                if (fraction < warm)
                 {
-                    return Anneal(start, baseRate, step / warm);
+                    return Anneal(start, baseRate, fraction / warm);
                 }
 
-                return Anneal(baseRate, final, Math.Min(1.0, (step - warm) / Math.Max(1.0, totalSteps - warm)));
+                return Anneal(baseRate, final, Math.Min(1.0, (fraction - warm) / Math.Max(1e-12, 1 - warm)));
             default:
                 throw new ArgumentOutOfRangeException(nameof(options), options.Schedule, "Unknown schedule.");
         }

@@ -176,7 +176,13 @@ public sealed class Trainer
                         features = augmented;
                     }
 
-                    lr = LearningRateSchedule.At(o, step, plannedSteps, stepsPerEpoch);
+                    double fraction = (double)step / plannedSteps;
+                    if (o.TimeBudgetSeconds is double budget)
+                    {
+                        fraction = Math.Max(fraction, clock.Elapsed.TotalSeconds / budget);
+                    }
+
+                    lr = LearningRateSchedule.AtFraction(o, fraction, step, plannedSteps, stepsPerEpoch);
                     foreach (torch.optim.ILearningRateController group in optimizer.ParamGroups)
                     {
                         group.LearningRate = lr;
@@ -257,11 +263,21 @@ public sealed class Trainer
                         stepEntry.ElapsedSeconds = clock.Elapsed.TotalSeconds;
                     }
 
+                    if (o.TimeBudgetSeconds is double limit && clock.Elapsed.TotalSeconds >= limit && step < plannedSteps)
+                    {
+                        history.StoppedByTimeBudget = true;
+                    }
+
                     if (progress is not null && step % o.ProgressEverySteps == 0)
                     {
                         progress.Report(new TrainingProgress(epoch, plannedEpochs, step, plannedSteps, epochLoss / epochImages,
                             (double)epochCorrect / epochImages, epochImages / Math.Max(1e-9, epochClock.Elapsed.TotalSeconds), lr,
                             clock.Elapsed.TotalSeconds, false, null));
+                    }
+
+                    if (history.StoppedByTimeBudget)
+                    {
+                        break;
                     }
                 }
 
@@ -323,6 +339,11 @@ public sealed class Trainer
                 if (stop)
                 {
                     history.StoppedEarly = true;
+                    break;
+                }
+
+                if (history.StoppedByTimeBudget)
+                {
                     break;
                 }
             }

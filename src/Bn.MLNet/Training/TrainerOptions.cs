@@ -12,6 +12,14 @@ public sealed class TrainerOptions
     /// </summary>
     public long? MaxSteps { get; set; }
 
+    /// <summary>
+    /// Wall-clock budget in seconds for the whole <see cref="Trainer.Train"/> call (statistics pass, training and validation).
+    /// When set, cosine and one-cycle schedules advance by the larger of the step fraction and the time fraction, and
+    /// training stops after the step during which the budget runs out, so the schedule still ends annealed. Runs limited by
+    /// time are not reproducible (how far they get depends on the machine's speed). Null: no budget.
+    /// </summary>
+    public double? TimeBudgetSeconds { get; set; }
+
     /// <summary>Rows per training mini-batch (at least 2: a batch of one row cannot be batch-normalized).</summary>
     public int BatchSize { get; set; } = 128;
 
@@ -103,7 +111,7 @@ public sealed class TrainerOptions
     public int? ValidationEverySteps { get; set; }
 
     /// <summary>Rows per batch when evaluating the validation source.</summary>
-    public int EvaluationBatchSize { get; set; } = 500;
+    public int EvaluationBatchSize { get; set; } = 256;
 
     /// <summary>K: a step record (and, with <see cref="RecordPercentiles"/>, layer-input percentiles) every K steps.</summary>
     public int LogEverySteps { get; set; } = 50;
@@ -123,6 +131,7 @@ public sealed class TrainerOptions
     {
         Require(Epochs >= 1, nameof(Epochs), $"must be at least 1 (was {Epochs})");
         Require(MaxSteps is null or >= 1, nameof(MaxSteps), $"must be at least 1 or null (was {MaxSteps})");
+        Require(TimeBudgetSeconds is null || (TimeBudgetSeconds > 0 && double.IsFinite(TimeBudgetSeconds.Value)), nameof(TimeBudgetSeconds), $"must be positive or null (was {TimeBudgetSeconds})");
         Require(BatchSize >= 2, nameof(BatchSize), $"must be at least 2 (was {BatchSize})");
         Require(Enum.IsDefined(Optimizer), nameof(Optimizer), $"unknown value {Optimizer}");
         Require(Enum.IsDefined(Schedule), nameof(Schedule), $"unknown value {Schedule}");

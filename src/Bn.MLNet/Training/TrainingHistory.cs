@@ -92,6 +92,9 @@ public sealed class TrainingHistory
     /// <summary>Whether early stopping ended training before the planned epochs/steps.</summary>
     public bool StoppedEarly { get; set; }
 
+    /// <summary>Whether <see cref="TrainerOptions.TimeBudgetSeconds"/> ended training before the planned epochs/steps.</summary>
+    public bool StoppedByTimeBudget { get; set; }
+
     /// <summary>Whether the best epoch's weights were loaded back at the end.</summary>
     public bool RestoredBestWeights { get; set; }
 

@@ -229,6 +229,25 @@ public class TrainerTests
         Assert.Equal(h.Steps[1].Percentiles[0], back.Steps[1].Percentiles[0]);
     }
 
+    [Fact]
+    public void TimeBudgetStopsTrainingWithAnAnnealedSchedule()
+    {
+        using BnCnn net = Build(SmallCnn());
+        var options = Fast();
+        options.Epochs = 10_000;
+        options.LogEverySteps = 1;
+        options.TimeBudgetSeconds = 1.5;
+        TrainingHistory h = new Trainer(options).Train(net, SyntheticData.Images(320, seed: 1));
+
+        Assert.True(h.StoppedByTimeBudget);
+        Assert.True(h.TotalSteps < h.PlannedSteps);
+        Assert.InRange(h.TrainSeconds, 1.5, 10);
+        // One-cycle by time: the rate peaked and then fell to well below the peak by the end.
+        double peak = h.Steps.Max(s => s.LearningRate);
+        Assert.True(peak > 0.04, $"peak {peak}");
+        Assert.True(h.Steps[^1].LearningRate < peak * 0.2, $"last {h.Steps[^1].LearningRate} vs peak {peak}");
+    }
+
     [Theory]
     [InlineData(OptimizerKind.Sgd, LearningRateScheduleKind.Step)]
     [InlineData(OptimizerKind.Adam, LearningRateScheduleKind.Cosine)]
