@@ -15,6 +15,8 @@ namespace Bn.MLNet.Samples.Experiments;
 /// </summary>
 internal static class InferenceModesExperiment
 {
+    private const int ScoringBatchSize = 500;
+
     public static void Run(ExperimentContext ctx)
     {
         var arch = NetworkArchitecture.Default();
@@ -62,7 +64,7 @@ internal static class InferenceModesExperiment
             rows.Select(r => new object?[] { r.Mode, r.Result.Accuracy, r.Result.Loss, Math.Round(r.ImagesPerSecond) }));
         report.Paragraph($"Setup: {(ctx.Quick ? "QUICK smoke-test budget, " : "")}default BN CNN ({string.Join(", ", arch.ConvStages.Select(s => $"{s.Channels}×{s.Repeats}"))} conv stages, hidden {string.Join(",", arch.HiddenLayers)}), " +
                          $"{options.Epochs} epoch(s), batch 128, trainer defaults otherwise, seed {ctx.Seed}; {run.Seconds:F0} s of training. Throughput is the median of {repeats} passes " +
-                         $"over the {ctx.Test.Count} test images in batches of 500, eval mode, no_grad.");
+                         $"over the {ctx.Test.Count} test images in batches of {ScoringBatchSize}, eval mode, no_grad.");
         report.Save(ctx.PathOf("report.md"));
         network.Dispose();
     }
@@ -73,7 +75,7 @@ internal static class InferenceModesExperiment
         for (int i = 0; i < repeats; i++)
         {
             var clock = Stopwatch.StartNew();
-            var r = Evaluation.Evaluate(network, source);
+            var r = Evaluation.Evaluate(network, source, ScoringBatchSize);
             rates.Add(r.Count / clock.Elapsed.TotalSeconds);
         }
 

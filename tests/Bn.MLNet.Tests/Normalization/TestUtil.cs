@@ -5,6 +5,18 @@ namespace Bn.MLNet.Tests.Normalization;
 
 internal static class TestUtil
 {
+    /// <summary>A seed derived from <paramref name="text"/> that is the same in every process (FNV-1a), unlike string.GetHashCode.</summary>
+    public static ulong StableSeed(string text)
+    {
+        ulong hash = 14695981039346656037UL;
+        foreach (char ch in text)
+        {
+            hash = (hash ^ ch) * 1099511628211UL;
+        }
+
+        return hash & 0x7fffffffUL;
+    }
+
     /// <summary>
     /// Relative error used throughout: max|a − b| / max(max|b|, 1e-300), computed in float64 (b is the reference).
     /// </summary>
