@@ -21,11 +21,7 @@ internal static class MainJob
         DefaultValueFactory = _ => 2,
     };
 
-    internal static readonly Option<int?> TrainLimitOption = new("--train-limit")
-    {
-        Description = "Use only the first N training rows (default: all 60,000).",
-        HelpName = "N",
-    };
+    internal static readonly Option<int?> TrainLimitOption = SharedOptions.TrainLimit();
 
     internal static readonly Option<string> OutOption = new("--out")
     {
@@ -34,11 +30,7 @@ internal static class MainJob
         DefaultValueFactory = _ => Path.Combine("runs", "main"),
     };
 
-    internal static readonly Option<string?> DataOption = new("--data")
-    {
-        Description = "Folder with the four Fashion-MNIST IDX files (default: the bundled datasets/fashion-mnist).",
-        HelpName = "DIR",
-    };
+    internal static readonly Option<string?> DataOption = SharedOptions.DataDirectory();
 
     /// <summary>Adds the main job's options and action to the root command.</summary>
     public static void Attach(RootCommand root)

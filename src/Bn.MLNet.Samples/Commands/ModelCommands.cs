@@ -17,11 +17,7 @@ internal static class ModelCommands
         Required = true,
     };
 
-    private static readonly Option<string?> DataOption = new("--data")
-    {
-        Description = "Folder with the Fashion-MNIST test IDX files (default: the bundled datasets/fashion-mnist).",
-        HelpName = "DIR",
-    };
+    private static readonly Option<string?> DataOption = SharedOptions.DataDirectory();
 
     private static readonly Option<int?> LimitOption = new("--limit")
     {

@@ -18,17 +18,9 @@ namespace Bn.MLNet.Samples.Commands;
 /// </summary>
 internal static class TrainCommand
 {
-    private static readonly Option<string?> DataOption = new("--data")
-    {
-        Description = "Folder with the four Fashion-MNIST IDX files (gz or raw). Default: the bundled datasets/fashion-mnist (or $BNMLNET_DATA).",
-        HelpName = "DIR",
-    };
+    private static readonly Option<string?> DataOption = SharedOptions.DataDirectory();
 
-    private static readonly Option<int?> TrainLimitOption = new("--train-limit")
-    {
-        Description = "Use only the first N training rows (default: all 60,000).",
-        HelpName = "N",
-    };
+    private static readonly Option<int?> TrainLimitOption = SharedOptions.TrainLimit();
 
     private static readonly Option<int?> TestLimitOption = new("--test-limit")
     {

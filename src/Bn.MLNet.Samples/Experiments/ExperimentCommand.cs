@@ -38,11 +38,7 @@ internal static class ExperimentCommand
         HelpName = "DIR",
     };
 
-    private static readonly Option<string?> DataOption = new("--data")
-    {
-        Description = "Folder with the four Fashion-MNIST IDX files (default: the bundled datasets/fashion-mnist).",
-        HelpName = "DIR",
-    };
+    private static readonly Option<string?> DataOption = SharedOptions.DataDirectory();
 
     private static readonly Option<int?> ThreadsOption = new("--threads")
     {

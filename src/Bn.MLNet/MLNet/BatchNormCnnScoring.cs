@@ -185,6 +185,39 @@ internal sealed class ScoringBinding
         return (inputs, probabilities, embedding, active);
     }
 
+    /// <summary>
+    /// The getter of one output column (Score, PredictedLabel or Embedding) over rows scored into flat buffers:
+    /// <paramref name="currentRow"/> makes sure the current row is scored and returns its index in the buffers.
+    /// </summary>
+    public ValueGetter<TValue> OutputGetter<TValue>(DataViewSchema.Column column, Func<int> currentRow, float[]? probabilities, float[]? embedding)
+    {
+        var scorer = Scorer;
+        if (column.Index == ScoreIndex)
+        {
+            CheckType<VBuffer<float>, TValue>(column);
+            ValueGetter<VBuffer<float>> g = (ref VBuffer<float> dst) => CopyRow(probabilities!, currentRow(), scorer.ClassCount, ref dst);
+            return (ValueGetter<TValue>)(object)g;
+        }
+
+        if (column.Index == PredictedIndex)
+        {
+            CheckType<uint, TValue>(column);
+            ValueGetter<uint> g = (ref uint dst) => dst = scorer.PredictedKey(probabilities!, currentRow());
+            return (ValueGetter<TValue>)(object)g;
+        }
+
+        CheckType<VBuffer<float>, TValue>(column);
+        ValueGetter<VBuffer<float>> e = (ref VBuffer<float> dst) => CopyRow(embedding!, currentRow(), scorer.EmbeddingSize, ref dst);
+        return (ValueGetter<TValue>)(object)e;
+    }
+
+    private static void CopyRow(float[] source, int row, int length, ref VBuffer<float> dst)
+    {
+        var editor = VBufferEditor.Create(ref dst, length);
+        source.AsSpan(row * length, length).CopyTo(editor.Values);
+        dst = editor.Commit();
+    }
+
     public static void CheckType<TExpected, TAsked>(DataViewSchema.Column column)
     {
         if (typeof(TExpected) != typeof(TAsked))
@@ -356,42 +389,11 @@ internal sealed class ScoringCursor : DataViewRowCursor
         int idx = column.Index;
         if (idx < _b.InputSchema.Count)
             return _follow!.GetGetter<TValue>(_follow.Schema[idx]);
-        var scorer = _b.Scorer;
-        if (idx == _b.ScoreIndex)
-        {
-            ScoringBinding.CheckType<VBuffer<float>, TValue>(column);
-            ValueGetter<VBuffer<float>> g = (ref VBuffer<float> dst) =>
-            {
-                EnsureRow();
-                int k = scorer.ClassCount;
-                var editor = VBufferEditor.Create(ref dst, k);
-                _probs.AsSpan(_index * k, k).CopyTo(editor.Values);
-                dst = editor.Commit();
-            };
-            return (ValueGetter<TValue>)(object)g;
-        }
-
-        if (idx == _b.PredictedIndex)
-        {
-            ScoringBinding.CheckType<uint, TValue>(column);
-            ValueGetter<uint> g = (ref uint dst) =>
-            {
-                EnsureRow();
-                dst = scorer.PredictedKey(_probs!, _index);
-            };
-            return (ValueGetter<TValue>)(object)g;
-        }
-
-        ScoringBinding.CheckType<VBuffer<float>, TValue>(column);
-        ValueGetter<VBuffer<float>> e = (ref VBuffer<float> dst) =>
+        return _b.OutputGetter<TValue>(column, () =>
         {
             EnsureRow();
-            int k = scorer.EmbeddingSize;
-            var editor = VBufferEditor.Create(ref dst, k);
-            _embed.AsSpan(_index * k, k).CopyTo(editor.Values);
-            dst = editor.Commit();
-        };
-        return (ValueGetter<TValue>)(object)e;
+            return _index;
+        }, _probs, _embed);
     }
 
     private void EnsureRow()
@@ -493,40 +495,11 @@ internal sealed class ScoringRowMapper(ScoringBinding binding) : IRowToRowMapper
             int idx = column.Index;
             if (idx < _b.InputSchema.Count)
                 return _input.GetGetter<TValue>(_input.Schema[idx]);
-            var scorer = _b.Scorer;
-            if (idx == _b.ScoreIndex)
-            {
-                ScoringBinding.CheckType<VBuffer<float>, TValue>(column);
-                ValueGetter<VBuffer<float>> g = (ref VBuffer<float> dst) =>
-                {
-                    EnsureScored();
-                    var editor = VBufferEditor.Create(ref dst, scorer.ClassCount);
-                    _probs.AsSpan().CopyTo(editor.Values);
-                    dst = editor.Commit();
-                };
-                return (ValueGetter<TValue>)(object)g;
-            }
-
-            if (idx == _b.PredictedIndex)
-            {
-                ScoringBinding.CheckType<uint, TValue>(column);
-                ValueGetter<uint> g = (ref uint dst) =>
-                {
-                    EnsureScored();
-                    dst = scorer.PredictedKey(_probs!, 0);
-                };
-                return (ValueGetter<TValue>)(object)g;
-            }
-
-            ScoringBinding.CheckType<VBuffer<float>, TValue>(column);
-            ValueGetter<VBuffer<float>> e = (ref VBuffer<float> dst) =>
+            return _b.OutputGetter<TValue>(column, () =>
             {
                 EnsureScored();
-                var editor = VBufferEditor.Create(ref dst, scorer.EmbeddingSize);
-                _embed.AsSpan().CopyTo(editor.Values);
-                dst = editor.Commit();
-            };
-            return (ValueGetter<TValue>)(object)e;
+                return 0;
+            }, _probs, _embed);
         }
     }
 }
