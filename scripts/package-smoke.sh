@@ -10,7 +10,7 @@ suffix="smoke$(date +%s)"
 version_prefix="$(sed -n 's:.*<VersionPrefix>\(.*\)</VersionPrefix>.*:\1:p' "$repo/Directory.Build.props")"
 version="$version_prefix-$suffix"
 cache="${NUGET_PACKAGES:-$HOME/.nuget/packages}"
-cleanup() { rm -rf "$work" "$cache/bn.mlnet/$version"; }
+cleanup() { rm -rf "$work" "$cache/bn.mlnet/$version"; rmdir "$cache/bn.mlnet" 2>/dev/null || true; }
 trap cleanup EXIT
 
 echo "== pack Bn.MLNet $version"
