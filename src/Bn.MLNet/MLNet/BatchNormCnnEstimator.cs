@@ -169,9 +169,9 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
     {
         if (history.Divergence is not { } d)
             return;
-        string what = d.NonFiniteState
-            ? $"the weights or BN running statistics became NaN or infinite ({string.Join(", ", d.NonFiniteTensors)}) after a finite loss of {d.Loss:G6}"
-            : $"the loss was {d.Loss}";
+        string what = !d.NonFiniteState ? $"the loss was {d.Loss}"
+            : d.NonFiniteTensors.Count > 0 ? $"the weights or BN running statistics became NaN or infinite ({string.Join(", ", d.NonFiniteTensors)}) after a finite loss of {d.Loss:G6}"
+            : $"the eval-mode scores became NaN or infinite after a finite loss of {d.Loss:G6}";
         string lr = $"learning rate {d.LearningRate:G4}";
         string advice = $"Lower LearningRate (now {o.LearningRate:G4}" + (o.LearningRateMultiplier != 1 ? $", LearningRateMultiplier {o.LearningRateMultiplier:G4}" : string.Empty) +
             $"), for example 10 times, or use a schedule that starts low (Schedule = OneCycle warms up; now {o.Schedule}).";

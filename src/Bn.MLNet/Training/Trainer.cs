@@ -208,13 +208,6 @@ public sealed class Trainer
                     }
 
                     lastLr = lr;
-                    if (!finiteState.Capture(network, step))
-                    {
-                        history.Divergence = new DivergenceInfo { Epoch = epoch, Step = step, LearningRate = lr, Loss = lastLoss, NonFiniteState = true };
-                        diverged = true;
-                        break;
-                    }
-
                     bool log = step % o.LogEverySteps == 0;
                     List<LayerPercentiles>? percentiles = log && o.RecordPercentiles ? new List<LayerPercentiles>() : null;
                     float lossValue;
@@ -223,6 +216,13 @@ public sealed class Trainer
                     {
                         Tensor x = torch.tensor(features, new long[] { n, c, h, w });
                         Tensor y = torch.tensor(labels, new long[] { n });
+                        if (!finiteState.Capture(network, step, x))
+                        {
+                            history.Divergence = new DivergenceInfo { Epoch = epoch, Step = step, LearningRate = lr, Loss = lastLoss, NonFiniteState = true };
+                            diverged = true;
+                            break;
+                        }
+
                         Tensor logits = percentiles is null ? network.call(x) : network.ForwardRecording(x, percentiles, o.PercentileSampleSize);
                         Tensor loss = nn.functional.cross_entropy(logits, y, label_smoothing: o.LabelSmoothing);
                         lossValue = loss.item<float>();
@@ -397,13 +397,14 @@ public sealed class Trainer
     }
 
     /// <summary>
-    /// After the loop: when training diverged, or the final update left NaN or infinite weights or statistics, records it
-    /// and writes back the last finite state, unless the restored best validation epoch is finite.
+    /// After the loop: when training diverged, or the final update left NaN or infinite weights or statistics (or eval-mode
+    /// scores of the last probed rows), records it and writes back the last finite state, unless the restored best
+    /// validation epoch is finite.
     /// </summary>
     private static void KeepLastFiniteState(BnCnn network, TrainingHistory history, LastFiniteState finiteState, int epoch, long step, double lr, double loss)
     {
         List<string> nonFinite = StateSnapshot.NonFiniteTensors(network);
-        if (nonFinite.Count == 0 && (history.Divergence is null || history.RestoredBestWeights))
+        if (nonFinite.Count == 0 && (history.Divergence is null || history.RestoredBestWeights) && finiteState.CurrentScoresFinite(network))
         {
             return;
         }

@@ -63,7 +63,7 @@ public sealed class DivergenceInfo
 
     /// <summary>
     /// True when the loss was still finite but the weights or running statistics already held NaN or infinity (an
-    /// optimizer step overflowed).
+    /// optimizer step overflowed), or, at the end of training, the eval-mode scores of the last batch's first rows did.
     /// </summary>
     public bool NonFiniteState { get; set; }
 
