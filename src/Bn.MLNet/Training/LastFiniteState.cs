@@ -6,94 +6,111 @@ namespace Bn.MLNet.Training;
 
 /// <summary>
 /// Keeps the last state of a network known to be good, so that a diverged run can hand back a network that scores
-/// finite values. A state is good when every tensor of it (weights and buffers) is finite, its eval-mode scores of a
-/// few rows of the step's batch are finite, and the training forward pass from it gave a finite loss.
+/// finite values: every tensor of it (weights and buffers) finite, its eval-mode scores of a few training rows finite,
+/// and the training forward pass from it gave a finite loss.
 /// </summary>
 /// <remarks>
-/// Why all three checks and why the buffers: a diverged step spoils the network in several ways. The optimizer step
+/// <para>Why the buffers and the eval-mode probe: a diverged step spoils the network in several ways. The optimizer step
 /// before it can already have written NaN or infinite weights while its own loss was finite (the loss is computed
 /// before the update); the forward pass that produces the non-finite loss has already updated the BN running mean,
 /// variance and batch counter in training mode; and huge but finite weights can give finite training-mode outputs
 /// (normalized by the batch's own statistics) while the eval-mode outputs, normalized by the running averages of
 /// earlier batches, overflow. Keeping the weights alone, or checking only the loss, returns a network whose eval-mode
-/// scores are NaN. Each step therefore copies the whole state dict (parameters and buffers) before its forward pass
-/// into a spare snapshot and probes it in eval mode on <see cref="ProbeRows"/> rows; the spare becomes the good one
-/// once that step's loss is finite. The two snapshots swap roles, so nothing large is allocated per step.
+/// scores are NaN.</para>
+/// <para>Cost: each step copies the whole state dict (parameters and buffers) into a spare snapshot before its forward
+/// pass; the spare becomes the "last" snapshot once that step's loss is finite (the two swap roles, so nothing is
+/// allocated per step). Every <see cref="VerifyEverySteps"/> steps the state is also probed in eval mode on
+/// <see cref="ProbeRows"/> rows and checked for NaN and infinity, and kept as the "verified" snapshot. <see cref="Restore"/>
+/// checks the last snapshot the same way and falls back to the verified one.</para>
 /// </remarks>
 internal sealed class LastFiniteState : IDisposable
 {
-    /// <summary>Rows of each batch scored in eval mode to check a state.</summary>
+    /// <summary>Rows of a batch scored in eval mode to check a state.</summary>
     public const int ProbeRows = 8;
 
-    private StateSnapshot _good;
+    /// <summary>Steps between two verified snapshots.</summary>
+    public const int VerifyEverySteps = 20;
+
+    private readonly StateSnapshot _verified;
+    private StateSnapshot _last;
     private StateSnapshot _candidate;
     private long _candidateStep = -1;
-    private bool _candidateScoresFinite;
+    private bool _candidateVerified;
+    private long? _lastStep;
+    private long? _verifiedStep;
     private Tensor? _probe;
 
     public LastFiniteState(BnCnn network)
     {
-        _good = new StateSnapshot(network);
+        _last = new StateSnapshot(network);
         _candidate = new StateSnapshot(network);
+        _verified = new StateSnapshot(network);
     }
 
-    /// <summary>Optimizer steps behind the good state (0: the initial network), or null while none was confirmed.</summary>
-    public long? GoodStep { get; private set; }
-
     /// <summary>
-    /// Copies the state that step <paramref name="step"/> starts from (after <paramref name="step"/> optimizer steps),
-    /// probes it in eval mode on the first rows of <paramref name="batch"/>, and tells whether all of its tensors are
-    /// finite. Call before the step's forward pass.
+    /// Copies the state that step <paramref name="step"/> starts from (after <paramref name="step"/> optimizer steps);
+    /// every <see cref="VerifyEverySteps"/> steps also checks it on the first rows of <paramref name="batch"/>. Call before
+    /// the step's forward pass.
     /// </summary>
-    public bool Capture(BnCnn network, long step, Tensor batch)
+    public void Capture(BnCnn network, long step, Tensor batch)
     {
         _candidate.CopyFrom(network);
         _candidateStep = step;
-        _probe?.Dispose();
-        _probe = batch.narrow(0, 0, Math.Min(ProbeRows, batch.shape[0])).detach().clone().DetachFromDisposeScope();
-        if (!_candidate.IsFinite())
+        _candidateVerified = false;
+        if (_probe is null || _verifiedStep is null || step - _verifiedStep >= VerifyEverySteps)
         {
-            _candidateScoresFinite = false;
-            return false;
+            _probe?.Dispose();
+            _probe = batch.narrow(0, 0, Math.Min(ProbeRows, batch.shape[0])).detach().clone().DetachFromDisposeScope();
+            _candidateVerified = _candidate.IsFinite() && ScoresFinite(network, _probe);
         }
-
-        _candidateScoresFinite = ScoresFinite(network, _probe);
-        return true;
     }
 
-    /// <summary>The captured state's forward pass gave a finite loss: it becomes the good state if its probe was finite.</summary>
+    /// <summary>The captured state's forward pass gave a finite loss: it becomes the last good state.</summary>
     public void Confirm()
     {
-        if (!_candidateScoresFinite)
+        if (_candidateVerified)
         {
-            return;
+            _verified.CopyFrom(_candidate);
+            _verifiedStep = _candidateStep;
         }
 
-        (_good, _candidate) = (_candidate, _good);
-        GoodStep = _candidateStep;
+        (_last, _candidate) = (_candidate, _last);
+        _lastStep = _candidateStep;
         _candidateStep = -1;
-        _candidateScoresFinite = false;
     }
 
-    /// <summary>Whether <paramref name="network"/>'s current eval-mode scores of the last probed rows are finite.</summary>
+    /// <summary>Whether <paramref name="network"/>'s eval-mode scores of the probe rows are finite.</summary>
     public bool CurrentScoresFinite(BnCnn network) => _probe is null || ScoresFinite(network, _probe);
 
-    /// <summary>Writes the good state back into <paramref name="network"/>; false when there is none.</summary>
-    public bool Restore(BnCnn network)
+    /// <summary>
+    /// Writes the last good state back into <paramref name="network"/> (weights and buffers) and returns the optimizer
+    /// steps behind it; null when there is none (the network is then unchanged).
+    /// </summary>
+    public long? Restore(BnCnn network)
     {
-        if (GoodStep is null)
+        if (_lastStep is long last && _last.IsFinite())
         {
-            return false;
+            _last.CopyTo(network);
+            if (CurrentScoresFinite(network))
+            {
+                return last;
+            }
         }
 
-        _good.CopyTo(network);
-        return true;
+        if (_verifiedStep is long verified)
+        {
+            _verified.CopyTo(network);
+            return verified;
+        }
+
+        return null;
     }
 
     public void Dispose()
     {
-        _good.Dispose();
+        _last.Dispose();
         _candidate.Dispose();
+        _verified.Dispose();
         _probe?.Dispose();
     }
 

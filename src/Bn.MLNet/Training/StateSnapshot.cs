@@ -6,7 +6,7 @@ namespace Bn.MLNet.Training;
 
 /// <summary>
 /// A copy of a network's whole state dict: parameters and buffers (BN running mean and variance, batch counters, input
-/// standardization). The copies are allocated once and overwritten in place by <see cref="CopyFrom"/>, so taking a
+/// standardization). The copies are allocated once and overwritten in place by <see cref="CopyFrom(BnCnn)"/>, so taking a
 /// snapshot every step allocates nothing.
 /// </summary>
 internal sealed class StateSnapshot : IDisposable
@@ -25,6 +25,16 @@ internal sealed class StateSnapshot : IDisposable
 
     /// <summary>Overwrites the copy with <paramref name="network"/>'s current state.</summary>
     public void CopyFrom(BnCnn network) => Copy(network, fromNetwork: true);
+
+    /// <summary>Overwrites the copy with another snapshot of the same network.</summary>
+    public void CopyFrom(StateSnapshot other)
+    {
+        using var noGrad = torch.no_grad();
+        for (int i = 0; i < _tensors.Count; i++)
+        {
+            _tensors[i].Copy.copy_(other._tensors[i].Copy);
+        }
+    }
 
     /// <summary>Writes the copy back into <paramref name="network"/> (weights and buffers).</summary>
     public void CopyTo(BnCnn network) => Copy(network, fromNetwork: false);

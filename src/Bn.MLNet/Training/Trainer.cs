@@ -216,13 +216,7 @@ public sealed class Trainer
                     {
                         Tensor x = torch.tensor(features, new long[] { n, c, h, w });
                         Tensor y = torch.tensor(labels, new long[] { n });
-                        if (!finiteState.Capture(network, step, x))
-                        {
-                            history.Divergence = new DivergenceInfo { Epoch = epoch, Step = step, LearningRate = lr, Loss = lastLoss, NonFiniteState = true };
-                            diverged = true;
-                            break;
-                        }
-
+                        finiteState.Capture(network, step, x);
                         Tensor logits = percentiles is null ? network.call(x) : network.ForwardRecording(x, percentiles, o.PercentileSampleSize);
                         Tensor loss = nn.functional.cross_entropy(logits, y, label_smoothing: o.LabelSmoothing);
                         lossValue = loss.item<float>();
@@ -411,11 +405,8 @@ public sealed class Trainer
 
         history.Divergence ??= new DivergenceInfo { Epoch = epoch, Step = step, LearningRate = lr, Loss = loss, NonFiniteState = true };
         history.Divergence.NonFiniteTensors = nonFinite;
-        if (finiteState.Restore(network))
-        {
-            history.Divergence.RestoredStep = finiteState.GoodStep;
-            history.RestoredBestWeights = false;
-        }
+        history.RestoredBestWeights = false; // when it was restored, the best epoch's state is not finite either
+        history.Divergence.RestoredStep = finiteState.Restore(network);
     }
 
     private static torch.optim.Optimizer CreateOptimizer(BnCnn network, TrainerOptions o)
