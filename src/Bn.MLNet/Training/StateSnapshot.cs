@@ -42,13 +42,13 @@ internal sealed class StateSnapshot : IDisposable
     /// <summary>Whether every floating-point tensor of the copy is free of NaN and infinity.</summary>
     public bool IsFinite()
     {
+        using DisposeScope scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         foreach ((_, Tensor t) in _tensors)
         {
             if (t.is_floating_point())
             {
-                using Tensor finite = torch.isfinite(t).all();
-                if (!finite.item<bool>())
+                if (!torch.isfinite(t).all().item<bool>())
                 {
                     return false;
                 }
@@ -62,13 +62,13 @@ internal sealed class StateSnapshot : IDisposable
     public static List<string> NonFiniteTensors(BnCnn network)
     {
         var names = new List<string>();
+        using DisposeScope scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         foreach ((string name, Tensor t) in network.state_dict())
         {
             if (t.is_floating_point())
             {
-                using Tensor finite = torch.isfinite(t).all();
-                if (!finite.item<bool>())
+                if (!torch.isfinite(t).all().item<bool>())
                 {
                     names.Add(name);
                 }

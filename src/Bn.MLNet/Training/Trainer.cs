@@ -26,13 +26,14 @@ namespace Bn.MLNet.Training;
 /// the same network initialization, options and data give the same weights when run with one thread.
 /// </para>
 /// <para>
-/// <b>Ending.</b> Cancellation throws <see cref="OperationCanceledException"/>. A NaN or infinite loss, or NaN or
-/// infinite weights or running statistics, stop training without an update for that step; this is recorded in
-/// <see cref="TrainingHistory.Divergence"/> and nothing is thrown. The network then gets back the last state whose
-/// weights, BN running statistics and training loss were all finite (<see cref="DivergenceInfo.RestoredStep"/>), because
-/// the diverged forward pass has already updated the running statistics and the update before it may already have
-/// written non-finite weights. With a validation source the best epoch's weights are restored (unless disabled), also
-/// after divergence, when they are finite. The network is left in eval mode.
+/// <b>Ending.</b> Cancellation throws <see cref="OperationCanceledException"/>. A NaN or infinite loss stops training
+/// without an update for that step; this, or a final network with NaN or infinite weights, running statistics or
+/// eval-mode scores, is recorded in <see cref="TrainingHistory.Divergence"/> and nothing is thrown. The network then gets
+/// back the last state whose weights, BN running statistics, eval-mode scores and training loss were all finite
+/// (<see cref="DivergenceInfo.RestoredStep"/>), because the diverged forward pass has already updated the running
+/// statistics and the update before it may already have written non-finite weights. With a validation source the best
+/// epoch's weights are restored (unless disabled), also after divergence, when they are finite. The network is left in
+/// eval mode.
 /// </para>
 /// <para>
 /// <b>Threads.</b> <see cref="TrainerOptions.Threads"/> is applied with <c>torch.set_num_threads</c> for the run only;

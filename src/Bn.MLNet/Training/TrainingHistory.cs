@@ -62,8 +62,8 @@ public sealed class DivergenceInfo
     public double Loss { get; set; }
 
     /// <summary>
-    /// True when the loss was still finite but the weights or running statistics already held NaN or infinity (an
-    /// optimizer step overflowed), or, at the end of training, the eval-mode scores of the last batch's first rows did.
+    /// True when the last loss was finite but the network that training ended with was not: its weights or running
+    /// statistics held NaN or infinity (the last update overflowed), or its eval-mode scores of a few training rows did.
     /// </summary>
     public bool NonFiniteState { get; set; }
 

@@ -225,6 +225,29 @@ public class TrainerTests
     }
 
     [Fact]
+    public void AFinalUpdateThatOverflowsIsRecordedAndUndone()
+    {
+        using BnCnn net = Build(SmallCnn());
+        var options = Fast();
+        options.Schedule = LearningRateScheduleKind.Constant;
+        options.LearningRate = 1e30;
+        options.MaxSteps = 1; // the only loss is finite; the update after it is not checked by any later loss
+        TrainingHistory h = new Trainer(options).Train(net, SyntheticData.Images(64, seed: 1));
+
+        DivergenceInfo d = Assert.IsType<DivergenceInfo>(h.Divergence);
+        Assert.True(d.NonFiniteState);
+        Assert.True(double.IsFinite(d.Loss));
+        Assert.Equal(1, d.Step);
+        Assert.Equal(0, d.RestoredStep); // the initial network: the estimator refuses to return it
+        Assert.Equal(1, h.TotalSteps);
+        foreach ((string name, Tensor t) in net.state_dict())
+        {
+            if (t.is_floating_point())
+                Assert.True(torch.isfinite(t).all().item<bool>(), $"{name} is not finite");
+        }
+    }
+
+    [Fact]
     public void TrainPutsBackTheProcessThreadCount()
     {
         int before = torch.get_num_threads();
