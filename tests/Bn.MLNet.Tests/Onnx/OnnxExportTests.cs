@@ -69,10 +69,13 @@ public class OnnxExportTests
             Assert.Equal(ArgMax(expectedScores[i]), rt.PredictedIndex[i]);
 
         // ML.NET: ApplyOnnxModel in a pipeline.
-        var outputs = model.EmbeddingColumnName is null ? new[] { "Score" } : new[] { "Score", "Embedding" };
+        var outputs = model.EmbeddingColumnName is null ? new[] { "Score", "PredictedLabelIndex" } : new[] { "Score", "PredictedLabelIndex", "Embedding" };
         var onnx = ml.Transforms.ApplyOnnxModel(outputs, ["Features"], path).Fit(test);
         var scored = onnx.Transform(test);
         AssertClose(expectedScores, scored.GetColumn<float[]>("Score").ToArray(), Tolerance);
+        var indices = scored.GetColumn<long[]>("PredictedLabelIndex").ToArray();
+        for (int i = 0; i < expectedScores.Length; i++)
+            Assert.Equal(ArgMax(expectedScores[i]), Assert.Single(indices[i]));
         if (expectedEmbedding is not null)
             AssertClose(expectedEmbedding, scored.GetColumn<float[]>("Embedding").ToArray(), Tolerance);
         (onnx as IDisposable)?.Dispose();
