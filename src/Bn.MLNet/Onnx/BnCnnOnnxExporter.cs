@@ -8,15 +8,6 @@ using static Bn.MLNet.Onnx.OnnxAttribute;
 
 namespace Bn.MLNet.Onnx;
 
-/// <summary>Names and metadata of an exported graph.</summary>
-/// <param name="FeatureName">Graph input: float32 [N, C·H·W].</param>
-/// <param name="ScoreName">Graph output: softmax probabilities, float32 [N, K].</param>
-/// <param name="EmbeddingName">Optional graph output: the last hidden layer's activations, float32 [N, E].</param>
-/// <param name="PredictedIndexName">Graph output: the 0-based index of the largest probability, int64 [N].</param>
-/// <param name="Metadata">metadata_props entries.</param>
-internal sealed record OnnxExportSettings(
-    string FeatureName, string ScoreName, string? EmbeddingName, string PredictedIndexName, IReadOnlyList<KeyValuePair<string, string>> Metadata);
-
 /// <summary>
 /// Translates an eval-mode <see cref="BnCnn"/> into an ONNX graph (opset <see cref="OnnxGraph.OpsetVersion"/>), layer by
 /// layer, dispatching on each module's type: Conv2d → Conv; batch normalization (any module with running_mean and
