@@ -48,7 +48,8 @@ public sealed partial class BatchNormCnnTransformer
     /// <exception cref="ObjectDisposedException">The transformer was disposed.</exception>
     /// <exception cref="ArgumentException">The stream is not writable.</exception>
     /// <exception cref="IOException">Writing to the stream failed.</exception>
-    /// <exception cref="NotSupportedException">A layer of the network has no ONNX translation (the message names it).</exception>
+    /// <exception cref="NotSupportedException">A layer of the network has no ONNX translation, or a column name equals another
+    /// or an internal value name of the graph (the message names it).</exception>
     public void SaveAsOnnx(Stream stream)
     {
         ArgumentNullException.ThrowIfNull(stream);
@@ -79,6 +80,7 @@ public sealed partial class BatchNormCnnTransformer
     /// <exception cref="ObjectDisposedException">The transformer was disposed.</exception>
     /// <exception cref="ArgumentException">The path is empty.</exception>
     /// <exception cref="IOException">The file cannot be written (the message names it; an access error is the inner exception).</exception>
+    /// <exception cref="NotSupportedException">As for <see cref="SaveAsOnnx(Stream)"/>; nothing is written.</exception>
     public void SaveAsOnnx(string path)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);

@@ -148,7 +148,9 @@ internal sealed class OnnxGraph
     {
         if (!_names.Add(name))
         {
-            throw new InvalidOperationException($"The ONNX value name '{name}' is used twice.");
+            throw new NotSupportedException(
+                $"ONNX export: the value name '{name}' would be used twice in the graph; a column name (FeatureColumnName, ScoreColumnName, " +
+                "EmbeddingColumnName, PredictedLabelColumnName + \"Index\") equals another column name or an internal value name (such as 'flatten' or 'logits').");
         }
     }
 }

@@ -171,6 +171,17 @@ public class OnnxExportTests
         model.Dispose();
     }
 
+    [Fact]
+    public void ColumnNameClashingWithAGraphValueIsRefusedNamingIt()
+    {
+        var (_, model, _) = Train(o => o.EmbeddingColumnName = "logits");
+        using var dir = new TempDir();
+        var ex = Assert.Throws<NotSupportedException>(() => model.SaveAsOnnx(dir.File("model.onnx")));
+        Assert.Contains("'logits'", ex.Message, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
+        model.Dispose();
+    }
+
     private static void TinyData(BatchNormCnnOptions o) => o.MaxSteps = 4;
 
     private static (MLContext Ml, BatchNormCnnTransformer Model, IDataView Test) Train(Action<BatchNormCnnOptions> configure)
