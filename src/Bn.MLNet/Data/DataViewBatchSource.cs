@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
@@ -62,8 +61,7 @@ public sealed class DataViewBatchSource : IBatchSource
         _labelColumn = FindColumn(data.Schema, labelColumnName, "label");
 
         if (_featureColumn.Type is not VectorDataViewType vector
-            || !(vector.ItemType == NumberDataViewType.Single || vector.ItemType == NumberDataViewType.Byte
-                 || vector.ItemType == NumberDataViewType.Double)
+            || !FeatureVectorReader.IsSupported(vector.ItemType)
             || vector.Dimensions.Length == 0)
         {
             throw new ArgumentException(
@@ -88,10 +86,10 @@ public sealed class DataViewBatchSource : IBatchSource
                 nameof(labelColumnName));
         }
 
-        if (key.Count < 1 || key.Count > int.MaxValue)
+        if (!ClassCountRule.IsValid(key.Count))
         {
             throw new ArgumentException(
-                $"Label column '{labelColumnName}' is a key with {key.Count} values; expected 1..{int.MaxValue}.", nameof(labelColumnName));
+                $"Label column '{labelColumnName}' is a key with {key.Count} values; expected {ClassCountRule.RangeText} classes.", nameof(labelColumnName));
         }
 
         ClassCount = (int)key.Count;
@@ -154,104 +152,14 @@ public sealed class DataViewBatchSource : IBatchSource
         var batch = new MiniBatch(batchCapacity, FeatureLength);
         var random = shuffle ? EpochShuffle.ForEpoch(Seed, epoch) : null;
         var cursorRandom = random is not null && UseSourceShuffling && _data.CanShuffle ? new Random(random.Next()) : null;
-        int f = FeatureLength;
 
-        using var reader = new RowReader(_data.GetRowCursor([_featureColumn, _labelColumn], cursorRandom), _featureColumn, _labelColumn, f, ClassCount, DataName);
-
-        if (random is null)
+        using var reader = new RowReader(_data.GetRowCursor([_featureColumn, _labelColumn], cursorRandom), _featureColumn, _labelColumn, FeatureLength, ClassCount, DataName);
+        IEnumerable<MiniBatch> full = random is null
+            ? InOrder(reader, batch, cancellationToken)
+            : Shuffled(reader, batch, random, rowCount is long n ? (int)Math.Clamp(n, 1, ShuffleBufferSize) : ShuffleBufferSize, cancellationToken);
+        foreach (MiniBatch b in full)
         {
-            while (reader.MoveNext())
-            {
-                ResetIfFull(batch);
-                reader.Read(batch.Features.AsSpan(batch.Count * f, f), out batch.Labels[batch.Count]);
-                if (++batch.Count == batch.Capacity)
-                {
-                    cancellationToken.ThrowIfCancellationRequested();
-                    yield return batch;
-                    cancellationToken.ThrowIfCancellationRequested();
-                }
-            }
-        }
-        else
-        {
-            int capacity = rowCount is long n ? (int)Math.Clamp(n, 1, ShuffleBufferSize) : ShuffleBufferSize;
-            bool owned = Interlocked.Exchange(ref _busy, 1) == 0;
-            float[] features;
-            int[] labels;
-            if (owned && _bufferLabels is not null && _bufferLabels.Length >= capacity)
-            {
-                features = _bufferFeatures!;
-                labels = _bufferLabels;
-            }
-            else
-            {
-                features = new float[(long)capacity * f];
-                labels = new int[capacity];
-                if (owned)
-                {
-                    _bufferFeatures = features;
-                    _bufferLabels = labels;
-                }
-            }
-
-            try
-            {
-                int filled = 0;
-                while (reader.MoveNext())
-                {
-                    if (filled < capacity)
-                    {
-                        reader.Read(features.AsSpan(filled * f, f), out labels[filled]);
-                        filled++;
-                        if ((filled & 1023) == 0)
-                        {
-                            cancellationToken.ThrowIfCancellationRequested();
-                        }
-
-                        continue;
-                    }
-
-                    int slot = random.Next(capacity);
-                    ResetIfFull(batch);
-                    features.AsSpan(slot * f, f).CopyTo(batch.Features.AsSpan(batch.Count * f, f));
-                    batch.Labels[batch.Count] = labels[slot];
-                    reader.Read(features.AsSpan(slot * f, f), out labels[slot]);
-                    if (++batch.Count == batch.Capacity)
-                    {
-                        cancellationToken.ThrowIfCancellationRequested();
-                        yield return batch;
-                        cancellationToken.ThrowIfCancellationRequested();
-                    }
-                }
-
-                while (filled > 0)
-                {
-                    int slot = random.Next(filled);
-                    ResetIfFull(batch);
-                    features.AsSpan(slot * f, f).CopyTo(batch.Features.AsSpan(batch.Count * f, f));
-                    batch.Labels[batch.Count] = labels[slot];
-                    filled--;
-                    if (slot != filled)
-                    {
-                        features.AsSpan(filled * f, f).CopyTo(features.AsSpan(slot * f, f));
-                        labels[slot] = labels[filled];
-                    }
-
-                    if (++batch.Count == batch.Capacity)
-                    {
-                        cancellationToken.ThrowIfCancellationRequested();
-                        yield return batch;
-                        cancellationToken.ThrowIfCancellationRequested();
-                    }
-                }
-            }
-            finally
-            {
-                if (owned)
-                {
-                    Volatile.Write(ref _busy, 0);
-                }
-            }
+            yield return b;
         }
 
         // A full batch was yielded already; a partial one is the epoch's last.
@@ -260,6 +168,96 @@ public sealed class DataViewBatchSource : IBatchSource
             cancellationToken.ThrowIfCancellationRequested();
             yield return batch;
         }
+    }
+
+    /// <summary>The full batches of the rows in the cursor's order.</summary>
+    private static IEnumerable<MiniBatch> InOrder(RowReader reader, MiniBatch batch, CancellationToken cancellationToken)
+    {
+        int f = batch.FeatureLength;
+        while (reader.MoveNext())
+        {
+            ResetIfFull(batch);
+            reader.Read(batch.Features.AsSpan(batch.Count * f, f), out batch.Labels[batch.Count]);
+            if (++batch.Count == batch.Capacity)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                yield return batch;
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+        }
+    }
+
+    /// <summary>
+    /// The full batches of the rows through the shuffle buffer of <paramref name="capacity"/> rows: fill it, then each new
+    /// row replaces a uniformly chosen buffered row that goes to the batch, then drain it in random order.
+    /// </summary>
+    private IEnumerable<MiniBatch> Shuffled(RowReader reader, MiniBatch batch, Random random, int capacity, CancellationToken cancellationToken)
+    {
+        bool owned = Interlocked.Exchange(ref _busy, 1) == 0;
+        try
+        {
+            var buffer = new ShuffleBuffer(RentBuffer(capacity, owned), batch.FeatureLength);
+            while (reader.MoveNext())
+            {
+                if (buffer.Filled < capacity)
+                {
+                    buffer.Append(reader);
+                    if ((buffer.Filled & 1023) == 0)
+                    {
+                        cancellationToken.ThrowIfCancellationRequested();
+                    }
+
+                    continue;
+                }
+
+                ResetIfFull(batch);
+                buffer.Replace(random.Next(capacity), batch, reader);
+                if (++batch.Count == batch.Capacity)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    yield return batch;
+                    cancellationToken.ThrowIfCancellationRequested();
+                }
+            }
+
+            while (buffer.Filled > 0)
+            {
+                ResetIfFull(batch);
+                buffer.Remove(random.Next(buffer.Filled), batch);
+                if (++batch.Count == batch.Capacity)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    yield return batch;
+                    cancellationToken.ThrowIfCancellationRequested();
+                }
+            }
+        }
+        finally
+        {
+            if (owned)
+            {
+                Volatile.Write(ref _busy, 0);
+            }
+        }
+    }
+
+    /// <summary>The instance's shuffle arrays when this enumeration owns them and they are large enough, else new ones (kept when owned).</summary>
+    private (float[] Features, int[] Labels) RentBuffer(int capacity, bool owned)
+    {
+        if (owned && _bufferLabels is not null && _bufferLabels.Length >= capacity)
+        {
+            return (_bufferFeatures!, _bufferLabels);
+        }
+
+        var features = new float[(long)capacity * FeatureLength];
+        var labels = new int[capacity];
+        if (owned)
+        {
+            _bufferFeatures = features;
+            _bufferLabels = labels;
+        }
+
+        return (features, labels);
     }
 
     /// <summary>Starts a new batch only when a row is about to be written, so the last yielded batch stays intact
@@ -290,7 +288,7 @@ public sealed class DataViewBatchSource : IBatchSource
     private sealed class RowReader : IDisposable
     {
         private readonly DataViewRowCursor _cursor;
-        private readonly FeatureReader _features;
+        private readonly FeatureVectorReader _features;
         private readonly Func<ulong> _label;
         private readonly string _labelName;
         private readonly int _classCount;
@@ -300,12 +298,7 @@ public sealed class DataViewBatchSource : IBatchSource
             _cursor = cursor;
             _labelName = labelColumn.Name;
             _classCount = classCount;
-            var itemType = ((VectorDataViewType)featureColumn.Type).ItemType;
-            _features = itemType == NumberDataViewType.Single
-                ? new FeatureReader<float>(cursor, featureColumn, featureLength, dataName)
-                : itemType == NumberDataViewType.Byte
-                    ? new FeatureReader<byte>(cursor, featureColumn, featureLength, dataName)
-                    : new FeatureReader<double>(cursor, featureColumn, featureLength, dataName);
+            _features = FeatureVectorReader.Create(cursor, featureColumn, featureLength, dataName);
             _label = ((KeyDataViewType)labelColumn.Type).RawType switch
             {
                 var t when t == typeof(uint) => KeyGetter<uint>(cursor, labelColumn, static v => v),
@@ -352,113 +345,45 @@ public sealed class DataViewBatchSource : IBatchSource
         }
     }
 
-    private abstract class FeatureReader
+    /// <summary>The rows held for shuffling: slots 0..Filled−1 of the arrays.</summary>
+    private sealed class ShuffleBuffer((float[] Features, int[] Labels) arrays, int featureLength)
     {
-        public abstract void Read(Span<float> destination);
-    }
+        private readonly float[] _features = arrays.Features;
+        private readonly int[] _labels = arrays.Labels;
+        private readonly int _f = featureLength;
 
-    private sealed class FeatureReader<T> : FeatureReader
-        where T : struct
-    {
-        private readonly DataViewRowCursor _cursor;
-        private readonly ValueGetter<VBuffer<T>> _getter;
-        private readonly string _name;
-        private readonly int _length;
-        private readonly string _dataName;
-        private VBuffer<T> _buffer;
+        public int Filled { get; private set; }
 
-        public FeatureReader(DataViewRowCursor cursor, DataViewSchema.Column column, int length, string dataName)
+        /// <summary>Reads the cursor's current row into the next free slot.</summary>
+        public void Append(RowReader reader)
         {
-            _cursor = cursor;
-            _getter = cursor.GetGetter<VBuffer<T>>(column);
-            _name = column.Name;
-            _length = length;
-            _dataName = dataName;
+            reader.Read(_features.AsSpan(Filled * _f, _f), out _labels[Filled]);
+            Filled++;
         }
 
-        public override void Read(Span<float> destination)
+        /// <summary>Moves the row in <paramref name="slot"/> to the batch and reads the cursor's current row into its place.</summary>
+        public void Replace(int slot, MiniBatch batch, RowReader reader)
         {
-            _getter(ref _buffer);
-            if (_buffer.Length != _length)
-            {
-                throw new InvalidDataException(
-                    $"Feature column '{_name}' holds a vector of length {_buffer.Length} at row {_cursor.Position}; expected {_length}.");
-            }
-
-            var values = _buffer.GetValues();
-            if (_buffer.IsDense)
-            {
-                Convert(values, destination);
-                CheckFinite(destination, values, default);
-                return;
-            }
-
-            destination.Clear();
-            var indices = _buffer.GetIndices();
-            Span<float> one = stackalloc float[1];
-            for (int i = 0; i < values.Length; i++)
-            {
-                Convert(values.Slice(i, 1), one);
-                destination[indices[i]] = one[0];
-            }
-
-            CheckFinite(destination, values, indices);
+            CopyToBatch(slot, batch);
+            reader.Read(_features.AsSpan(slot * _f, _f), out _labels[slot]);
         }
 
-        /// <summary>Refuses NaN and infinity (bytes are always finite); names the column, row, slot and value.</summary>
-        private void CheckFinite(ReadOnlySpan<float> converted, ReadOnlySpan<T> values, ReadOnlySpan<int> indices)
+        /// <summary>Moves the row in <paramref name="slot"/> to the batch and the last held row into its place.</summary>
+        public void Remove(int slot, MiniBatch batch)
         {
-            if (typeof(T) == typeof(byte) || !HasNonFinite(converted))
+            CopyToBatch(slot, batch);
+            Filled--;
+            if (slot != Filled)
             {
-                return;
+                _features.AsSpan(Filled * _f, _f).CopyTo(_features.AsSpan(slot * _f, _f));
+                _labels[slot] = _labels[Filled];
             }
-
-            int slot = 0;
-            while (float.IsFinite(converted[slot]))
-            {
-                slot++;
-            }
-
-            int valueIndex = indices.IsEmpty ? slot : indices.IndexOf(slot);
-            double original = typeof(T) == typeof(double) ? MemoryMarshal.Cast<T, double>(values)[valueIndex] : converted[slot];
-            throw new InvalidDataException(NonFiniteFeatureMessage.Create(_name, _dataName, _cursor.Position, slot, original));
         }
 
-        private static bool HasNonFinite(ReadOnlySpan<float> values)
+        private void CopyToBatch(int slot, MiniBatch batch)
         {
-            // x − x is 0 for finite x and NaN for NaN and ±∞, so one sum tells whether any value is not finite.
-            float sum = 0;
-            foreach (float v in values)
-            {
-                sum += v - v;
-            }
-
-            return sum != 0;
-        }
-
-        /// <summary>Widens or narrows to float; the type tests are resolved when the JIT specializes T.</summary>
-        private static void Convert(ReadOnlySpan<T> source, Span<float> destination)
-        {
-            if (typeof(T) == typeof(float))
-            {
-                MemoryMarshal.Cast<T, float>(source).CopyTo(destination);
-            }
-            else if (typeof(T) == typeof(byte))
-            {
-                var bytes = MemoryMarshal.Cast<T, byte>(source);
-                for (int i = 0; i < bytes.Length; i++)
-                {
-                    destination[i] = bytes[i];
-                }
-            }
-            else
-            {
-                var doubles = MemoryMarshal.Cast<T, double>(source);
-                for (int i = 0; i < doubles.Length; i++)
-                {
-                    destination[i] = (float)doubles[i];
-                }
-            }
+            _features.AsSpan(slot * _f, _f).CopyTo(batch.Features.AsSpan(batch.Count * _f, _f));
+            batch.Labels[batch.Count] = _labels[slot];
         }
     }
 }

@@ -1,3 +1,4 @@
+using Bn.MLNet.Data;
 using Bn.MLNet.Networks;
 using Microsoft.ML;
 using Microsoft.ML.Data;
@@ -74,63 +75,6 @@ internal sealed class NetworkScorer
         }
 
         return (uint)best + 1;
-    }
-}
-
-/// <summary>Reads one row's features (Single, Byte or Double vector, dense or sparse) as floats.</summary>
-internal abstract class FeatureReader
-{
-    public static FeatureReader Create(DataViewRow row, DataViewSchema.Column column, int length)
-    {
-        var item = ((VectorDataViewType)column.Type).ItemType;
-        if (item == NumberDataViewType.Single)
-            return new Typed<float>(row, column, length, v => v);
-        if (item == NumberDataViewType.Byte)
-            return new Typed<byte>(row, column, length, v => v);
-        if (item == NumberDataViewType.Double)
-            return new Typed<double>(row, column, length, v => (float)v);
-        throw new ArgumentException($"Feature column '{column.Name}' has unsupported item type {item}.");
-    }
-
-    public abstract void Read(Span<float> destination);
-
-    private sealed class Typed<T>(DataViewRow row, DataViewSchema.Column column, int length, Func<T, float> convert) : FeatureReader
-    {
-        private readonly ValueGetter<VBuffer<T>> _getter = row.GetGetter<VBuffer<T>>(column);
-        private VBuffer<T> _buffer;
-
-        public override void Read(Span<float> destination)
-        {
-            _getter(ref _buffer);
-            if (_buffer.Length != length)
-            {
-                throw new InvalidOperationException(
-                    $"Feature column '{column.Name}' has a row of length {_buffer.Length}; expected {length}.");
-            }
-
-            var values = _buffer.GetValues();
-            if (_buffer.IsDense)
-            {
-                if (typeof(T) == typeof(float))
-                {
-                    ref T first = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(values);
-                    System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpan(
-                        ref System.Runtime.CompilerServices.Unsafe.As<T, float>(ref first), values.Length).CopyTo(destination);
-                }
-                else
-                {
-                    for (int i = 0; i < length; i++)
-                        destination[i] = convert(values[i]);
-                }
-            }
-            else
-            {
-                destination[..length].Clear();
-                var indices = _buffer.GetIndices();
-                for (int i = 0; i < indices.Length; i++)
-                    destination[indices[i]] = convert(values[i]);
-            }
-        }
     }
 }
 
@@ -248,177 +192,24 @@ internal sealed class ScoringDataView(IDataView input, ScoringBinding binding) :
     {
         var (inputs, probabilities, embedding, active) = binding.Split(columnsNeeded);
         // Random order is not supported (CanShuffle is false): the scored rows follow the input's own order.
-        if (!probabilities && !embedding)
-            return new ScoringCursor(binding, input.GetRowCursor(inputs), lead: null, active, false, false);
-        var lead = input.GetRowCursor([input.Schema[binding.FeatureColumn.Index]]);
-        if (inputs.Count == 0)
-            return new ScoringCursor(binding, follow: null, lead, active, probabilities, embedding);
-        DataViewRowCursor follow;
+        // One input cursor per pass: the feature column is read with the requested input columns.
+        var needed = new List<DataViewSchema.Column>(inputs);
+        if ((probabilities || embedding) && !inputs.Any(c => c.Index == binding.FeatureColumn.Index))
+            needed.Add(input.Schema[binding.FeatureColumn.Index]);
+        DataViewRowCursor cursor = input.GetRowCursor(needed);
         try
         {
-            follow = input.GetRowCursor(inputs);
+            return new ScoringCursor(binding, cursor, inputs, active, probabilities, embedding);
         }
         catch
         {
-            lead.Dispose();
+            cursor.Dispose();
             throw;
         }
-
-        return new ScoringCursor(binding, follow, lead, active, probabilities, embedding);
     }
 
     public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null) =>
         [GetRowCursor(columnsNeeded, rand)];
-}
-
-/// <summary>
-/// A cursor that reads ahead up to the inference batch size on a "lead" cursor of the input (feature column only),
-/// scores the batch in one forward pass, and serves the rows in order while a "follow" cursor of the input provides the
-/// pass-through columns of the same row (row ids are compared, so an input whose cursors disagree is reported). When no
-/// input column is requested there is no follow cursor; when no score is requested there is no lead cursor.
-/// </summary>
-internal sealed class ScoringCursor : DataViewRowCursor
-{
-    private readonly ScoringBinding _b;
-    private readonly DataViewRowCursor? _follow;
-    private readonly DataViewRowCursor? _lead;
-    private readonly bool[] _active;
-    private readonly bool _probabilities;
-    private readonly bool _embedding;
-    private readonly FeatureReader? _reader;
-    private readonly ValueGetter<DataViewRowId>? _leadId;
-    private readonly ValueGetter<DataViewRowId>? _followId;
-    private readonly float[] _features;
-    private readonly float[]? _probs;
-    private readonly float[]? _embed;
-    private readonly DataViewRowId[] _ids;
-    private int _count;
-    private int _index = -1;
-    private long _position = -1;
-    private bool _done;
-
-    public ScoringCursor(ScoringBinding binding, DataViewRowCursor? follow, DataViewRowCursor? lead, bool[] active, bool probabilities, bool embedding)
-    {
-        _b = binding;
-        _follow = follow;
-        _lead = lead;
-        _active = active;
-        _probabilities = probabilities;
-        _embedding = embedding;
-        _followId = follow?.GetIdGetter();
-        int n = binding.BatchSize;
-        _ids = new DataViewRowId[n];
-        _features = lead is null ? [] : new float[n * binding.Scorer.FeatureLength];
-        _probs = probabilities ? new float[n * binding.Scorer.ClassCount] : null;
-        _embed = embedding ? new float[n * binding.Scorer.EmbeddingSize] : null;
-        if (lead is not null)
-        {
-            _reader = FeatureReader.Create(lead, lead.Schema[binding.FeatureColumn.Index], binding.Scorer.FeatureLength);
-            _leadId = lead.GetIdGetter();
-        }
-    }
-
-    public override DataViewSchema Schema => _b.OutputSchema;
-
-    public override long Position => _position;
-
-    public override long Batch => 0;
-
-    public override ValueGetter<DataViewRowId> GetIdGetter() =>
-        _followId ?? ((ref DataViewRowId id) =>
-        {
-            EnsureRow();
-            id = _ids[_index];
-        });
-
-    public override bool IsColumnActive(DataViewSchema.Column column) =>
-        column.Index >= 0 && column.Index < _active.Length && _active[column.Index];
-
-    public override bool MoveNext()
-    {
-        if (_done)
-            return false;
-        if (_lead is not null)
-        {
-            if (_index + 1 >= _count && !Fill())
-                return Finish();
-            _index++;
-        }
-
-        if (_follow is not null && !_follow.MoveNext())
-        {
-            if (_lead is not null)
-                throw new InvalidOperationException("The input view returned fewer rows on its second cursor than on the first; BatchNormCnn scoring needs a deterministic input.");
-            return Finish();
-        }
-
-        if (_lead is not null && _follow is not null)
-        {
-            DataViewRowId id = default;
-            _followId!(ref id);
-            if (!id.Equals(_ids[_index]))
-                throw new InvalidOperationException("The input view's cursors returned rows in different orders; BatchNormCnn scoring needs a deterministic input.");
-        }
-
-        _position++;
-        return true;
-    }
-
-    private bool Finish()
-    {
-        _done = true;
-        return false;
-    }
-
-    private bool Fill()
-    {
-        int len = _b.Scorer.FeatureLength;
-        int n = 0;
-        while (n < _ids.Length && _lead!.MoveNext())
-        {
-            _reader!.Read(_features.AsSpan(n * len, len));
-            _leadId!(ref _ids[n]);
-            n++;
-        }
-
-        _count = n;
-        _index = -1;
-        if (n == 0)
-            return false;
-        _b.Scorer.Score(_features, n, _probs, _embed);
-        return true;
-    }
-
-    public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
-    {
-        if (!IsColumnActive(column))
-            throw new InvalidOperationException($"Column '{column.Name}' is not active in this cursor.");
-        int idx = column.Index;
-        if (idx < _b.InputSchema.Count)
-            return _follow!.GetGetter<TValue>(_follow.Schema[idx]);
-        return _b.OutputGetter<TValue>(column, () =>
-        {
-            EnsureRow();
-            return _index;
-        }, _probs, _embed);
-    }
-
-    private void EnsureRow()
-    {
-        if (_position < 0 || _done)
-            throw new InvalidOperationException("The cursor is not on a row.");
-    }
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing)
-        {
-            _follow?.Dispose();
-            _lead?.Dispose();
-        }
-
-        base.Dispose(disposing);
-    }
 }
 
 /// <summary>
@@ -451,7 +242,7 @@ internal sealed class ScoringRowMapper(ScoringBinding binding) : IRowToRowMapper
         private readonly ScoringBinding _b;
         private readonly DataViewRow _input;
         private readonly bool[] _active;
-        private readonly FeatureReader? _reader;
+        private readonly FeatureVectorReader? _reader;
         private readonly float[] _features;
         private readonly float[]? _probs;
         private readonly float[]? _embed;
@@ -466,7 +257,7 @@ internal sealed class ScoringRowMapper(ScoringBinding binding) : IRowToRowMapper
             {
                 if (!input.IsColumnActive(input.Schema[b.FeatureColumn.Index]))
                     throw new InvalidOperationException($"Feature column '{b.FeatureColumn.Name}' is not active in the input row.");
-                _reader = FeatureReader.Create(input, input.Schema[b.FeatureColumn.Index], b.Scorer.FeatureLength);
+                _reader = FeatureVectorReader.Create(input, input.Schema[b.FeatureColumn.Index], b.Scorer.FeatureLength, dataName: null);
             }
 
             _features = new float[b.Scorer.FeatureLength];

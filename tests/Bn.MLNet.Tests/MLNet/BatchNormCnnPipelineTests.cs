@@ -144,8 +144,8 @@ public class BatchNormCnnPipelineTests
         var p = Pipeline;
         var bn = BnTransformer(p.Model);
         var keyed = p.Context.Transforms.Conversion.MapValueToKey("Label").Fit(p.Train).Transform(p.Context.Data.LoadFromEnumerable(Rows(FashionMnistSplit.Test, 130)));
-        var a = Scores(bn, keyed); // Score only: one lead cursor; 130 rows = batches of 64, 64, 2
-        // A cursor that also requests a pass-through column reads the input twice (lead + follow) in lockstep.
+        var a = Scores(bn, keyed); // Score only; 130 rows = batches of 64, 64, 2
+        // A cursor that also requests a pass-through column reads it ahead with the batch from the same one input cursor.
         var view = bn.Transform(keyed);
         var withLabel = new List<float[]>();
         var labels = new List<uint>();

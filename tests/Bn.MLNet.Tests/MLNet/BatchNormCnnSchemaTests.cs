@@ -177,15 +177,6 @@ public class BatchNormCnnSchemaTests
     }
 
     [Fact]
-    public void ByteFeaturesAreAcceptedAndConverted()
-    {
-        // Schema-level only (no training): byte vectors of the right length pass validation.
-        var data = Ml.Data.LoadFromEnumerable(new[] { new ByteRow { Label = 1 } });
-        var shape = Ml.Transforms.BatchNormCnn(SmallOptions()).GetOutputSchema(ToShape(data.Schema));
-        Assert.Contains(shape, c => c.Name == "Score");
-    }
-
-    [Fact]
     public void TransformerRefusesWrongLengthAtScoringTime()
     {
         var bn = BnTransformer(Pipeline.Model);
