@@ -43,5 +43,8 @@ cat > nuget.config <<XML
 XML
 dotnet add package Bn.MLNet --version "$version" >/dev/null
 cp "$repo/scripts/package-smoke/Program.cs" Program.cs
+# The Fashion-MNIST loader belongs to the samples, not to the package: the app brings it as source, as an application
+# brings its own data loading.
+cp "$repo"/src/Bn.MLNet.Samples/Datasets/*.cs .
 echo "== run"
 dotnet run -c Release -- "$repo/datasets/fashion-mnist"

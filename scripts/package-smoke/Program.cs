@@ -1,7 +1,7 @@
 // A brand-new console app that consumes the Bn.MLNet package: a short training and an Evaluate through
 // mlContext.Transforms.BatchNormCnn, then save, load in a fresh MLContext and score. Used by scripts/package-smoke.sh.
 using Bn.MLNet;
-using Bn.MLNet.Data;
+using Bn.MLNet.Samples.Datasets;
 using Microsoft.ML;
 
 string dataDirectory = args.Length > 0 ? args[0] : throw new ArgumentException("usage: SmokeApp <fashion-mnist folder>");

@@ -71,7 +71,7 @@ public sealed class ExperimentContext
     {
         if (rows is null || rows >= Train.Count)
         {
-            return new TensorBatchSource(Train, Seed, FashionMnist.ClassCount);
+            return new TensorBatchSource(Train.Images.Pixels, Train.Labels, Train.Images.PixelsPerImage, Seed, FashionMnist.ClassCount);
         }
 
         int n = rows.Value;
@@ -81,7 +81,7 @@ public sealed class ExperimentContext
     }
 
     /// <summary>The test source.</summary>
-    public IBatchSource TestSource() => new TensorBatchSource(Test, Seed, FashionMnist.ClassCount);
+    public IBatchSource TestSource() => new TensorBatchSource(Test.Images.Pixels, Test.Labels, Test.Images.PixelsPerImage, Seed, FashionMnist.ClassCount);
 
     /// <summary>
     /// Builds a network from <paramref name="architecture"/> (seeded), trains it with <paramref name="options"/> and

@@ -36,12 +36,13 @@ public sealed class DataViewBatchSource : IBatchSource
     /// <summary>Validates the columns and prepares streaming.</summary>
     /// <param name="data">The data; it is read once per epoch.</param>
     /// <param name="featureColumnName">A known-size vector column of Single, Byte or Double.</param>
-    /// <param name="labelColumnName">A key-typed column.</param>
+    /// <param name="labelColumnName">A key-typed column of 2 to 1,000,000 classes.</param>
     /// <param name="featureLength">Expected vector length (C×H×W for images).</param>
     /// <param name="shuffleBufferSize">Maximum rows held for shuffling (at least 1).</param>
     /// <param name="seed">Shuffling seed.</param>
-    /// <exception cref="ArgumentException">A column is missing or of the wrong type or length; the message names the
-    /// column, its actual type and what was expected.</exception>
+    /// <exception cref="ArgumentException">A column is missing or of the wrong type or length, or the label key has fewer
+    /// than 2 or more than 1,000,000 values (the estimator's rule); the message names the column, its actual type and what
+    /// was expected.</exception>
     public DataViewBatchSource(
         IDataView data,
         string featureColumnName,

@@ -52,20 +52,6 @@ public sealed class TensorBatchSource : IBatchSource
         ClassCount = CheckLabels(_labels, classCount);
     }
 
-    /// <summary>Wraps images read by <see cref="IdxReader"/> or <see cref="FashionMnist.Read"/> (pixels kept as bytes).</summary>
-    /// <param name="data">Images and labels.</param>
-    /// <param name="seed">Shuffling seed.</param>
-    /// <param name="classCount">Number of classes; null infers the largest label + 1 (pass 10 for Fashion-MNIST slices).</param>
-    public TensorBatchSource(IdxLabeledImages data, int seed = 0, int? classCount = null)
-        : this(
-            (data ?? throw new ArgumentNullException(nameof(data))).Images.Pixels,
-            data.Labels,
-            data.Images.PixelsPerImage,
-            seed,
-            classCount)
-    {
-    }
-
     /// <summary>
     /// Copies a features tensor (N × featureLength, or N × C × H × W which is flattened per row; any numeric type, any
     /// device) and a labels tensor (N integer class indices) into managed arrays. The tensors are not kept or disposed.

@@ -33,7 +33,6 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
     /// <summary>ML.NET-level versions: 8-character model signature and version numbers of the header.</summary>
     internal static readonly ModelVersion ModelVersionInfo = new("BNCNNTRF", 0x00010001, 0x00010001, 0x00010001, LoaderSignature);
 
-    private readonly IHostEnvironment? _env;
     private readonly BnCnn _network;
     private readonly BnCnn _scoringNetwork;
     private readonly ColumnSettings _columns;
@@ -50,7 +49,6 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
         BatchNormInferenceMode mode,
         int inferenceBatchSize)
     {
-        _env = env;
         _columns = columns;
         _labels = labels;
         _network = network;

@@ -51,18 +51,17 @@ public sealed class TensorBatchSourceTests
     }
 
     [Fact]
-    public void BytesIdxImagesAndTensorsGiveTheSameRows()
+    public void BytesAndTensorsGiveTheSameRows()
     {
         var pixels = IdxTestFiles.RandomBytes(12 * 4, seed: 9);
         var labels = IdxTestFiles.RandomBytes(12, seed: 10, maxExclusive: 3);
         var fromBytes = new TensorBatchSource(pixels, labels, 4, classCount: 3);
-        var fromIdx = new TensorBatchSource(new IdxLabeledImages(new IdxImages(12, 2, 2, pixels), labels), classCount: 3);
         using var featureTensor = tensor(pixels.Select(p => (float)p).ToArray(), [12, 1, 2, 2]);
         using var labelTensor = tensor(labels.Select(l => (long)l).ToArray());
         var fromTensor = new TensorBatchSource(featureTensor, labelTensor, classCount: 3);
         Assert.Equal(4, fromTensor.FeatureLength);
 
-        foreach (var source in new IBatchSource[] { fromBytes, fromIdx, fromTensor })
+        foreach (var source in new IBatchSource[] { fromBytes, fromTensor })
         {
             var batch = source.ReadEpoch(100, 0, shuffle: false).Single();
             Assert.Equal(12, batch.Count);

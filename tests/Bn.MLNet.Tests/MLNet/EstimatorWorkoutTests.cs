@@ -29,9 +29,9 @@ public class EstimatorWorkoutTests
     public void SchemasWithAnotherKeyCountOrSlotNamesDiffer()
     {
         var ml = new MLContext(seed: 1);
-        var ten = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(Rows(Bn.MLNet.Data.FashionMnistSplit.Train, 100)));
-        var few = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(Rows(Bn.MLNet.Data.FashionMnistSplit.Train, 3)));
-        var data = ml.Data.LoadFromEnumerable(Rows(Bn.MLNet.Data.FashionMnistSplit.Train, 3));
+        var ten = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(Rows(FashionMnistSplit.Train, 100)));
+        var few = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(Rows(FashionMnistSplit.Train, 3)));
+        var data = ml.Data.LoadFromEnumerable(Rows(FashionMnistSplit.Train, 3));
         Assert.ThrowsAny<XunitException>(() => EstimatorWorkout.SameSchema(ten.Transform(data).Schema, few.Transform(data).Schema));
         EstimatorWorkout.SameSchema(ten.Transform(data).Schema, ten.Transform(data).Schema);
     }

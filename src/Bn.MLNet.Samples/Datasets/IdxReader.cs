@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
 
-namespace Bn.MLNet.Data;
+namespace Bn.MLNet.Samples.Datasets;
 
 /// <summary>
 /// Reads IDX files (the MNIST / Fashion-MNIST format): a big-endian header (magic number, then one 32-bit size per
@@ -128,62 +128,8 @@ public static class IdxReader
                     stream = new GZipStream(fileStream, CompressionMode.Decompress);
                 }
 
-                int expectedDims = expectedMagic & 0xFF;
-                string source = gzip ? "after gzip decompression" : "raw";
-                Span<byte> header = stackalloc byte[4];
-                int got = ReadFully(stream, header, path);
-                if (got < 4)
-                {
-                    throw new InvalidDataException(
-                        $"'{path}' is not an IDX {kind} file: it holds {got} bytes ({source}), too few for the 4-byte magic number "
-                        + $"0x{expectedMagic:X8}.");
-                }
-
-                int magic = BinaryPrimitives.ReadInt32BigEndian(header);
-                if (magic != expectedMagic)
-                {
-                    throw new InvalidDataException(
-                        $"'{path}' is not an IDX {kind} file: magic number 0x{expectedMagic:X8} (unsigned bytes, "
-                        + $"{expectedDims} dimension{(expectedDims == 1 ? "" : "s")}) expected, found 0x{magic:X8} ({source}).");
-                }
-
-                Span<byte> dimBytes = stackalloc byte[4 * expectedDims];
-                got = ReadFully(stream, dimBytes, path);
-                if (got < dimBytes.Length)
-                {
-                    throw new InvalidDataException(
-                        $"'{path}' is truncated: its header needs {4 + dimBytes.Length} bytes ({expectedDims} dimension sizes) "
-                        + $"but the file ends after {4 + got}.");
-                }
-
-                var dims = new int[expectedDims];
-                for (int i = 0; i < expectedDims; i++)
-                {
-                    uint size = BinaryPrimitives.ReadUInt32BigEndian(dimBytes.Slice(4 * i, 4));
-                    bool isCount = i == 0;
-                    if (size > int.MaxValue || (!isCount && size == 0))
-                    {
-                        throw new InvalidDataException(
-                            $"'{path}' has an invalid header: dimension {i} ({DimensionName(kind, i)}) is {size}; expected "
-                            + (isCount ? $"0..{int.MaxValue}." : $"1..{int.MaxValue}."));
-                    }
-
-                    dims[i] = (int)size;
-                }
-
-                long rowBytes = 1;
-                for (int i = 1; i < expectedDims; i++)
-                {
-                    rowBytes *= dims[i];
-                }
-
-                if (rowBytes > Array.MaxLength || rowBytes * dims[0] > Array.MaxLength)
-                {
-                    throw new InvalidDataException(
-                        $"'{path}' declares {string.Join("×", dims)} = {rowBytes * dims[0]} payload bytes, more than one array can hold "
-                        + $"({Array.MaxLength}).");
-                }
-
+                CheckMagic(stream, path, expectedMagic, kind, gzip ? "after gzip decompression" : "raw");
+                int[] dims = ReadDimensions(stream, path, expectedMagic & 0xFF, kind);
                 return new IdxFile(path, stream, gzip, dims);
             }
             catch
@@ -192,6 +138,67 @@ public static class IdxReader
                 fileStream.Dispose();
                 throw;
             }
+        }
+
+        /// <summary>Reads the 4-byte magic number and refuses a file that does not start with <paramref name="expectedMagic"/>.</summary>
+        private static void CheckMagic(Stream stream, string path, int expectedMagic, string kind, string source)
+        {
+            int expectedDims = expectedMagic & 0xFF;
+            Span<byte> header = stackalloc byte[4];
+            int got = ReadFully(stream, header, path);
+            if (got < 4)
+            {
+                throw new InvalidDataException(
+                    $"'{path}' is not an IDX {kind} file: it holds {got} bytes ({source}), too few for the 4-byte magic number "
+                    + $"0x{expectedMagic:X8}.");
+            }
+
+            int magic = BinaryPrimitives.ReadInt32BigEndian(header);
+            if (magic != expectedMagic)
+            {
+                throw new InvalidDataException(
+                    $"'{path}' is not an IDX {kind} file: magic number 0x{expectedMagic:X8} (unsigned bytes, "
+                    + $"{expectedDims} dimension{(expectedDims == 1 ? "" : "s")}) expected, found 0x{magic:X8} ({source}).");
+            }
+        }
+
+        /// <summary>Reads the dimension sizes after the magic number and checks that the payload fits in one array.</summary>
+        private static int[] ReadDimensions(Stream stream, string path, int expectedDims, string kind)
+        {
+            Span<byte> dimBytes = stackalloc byte[4 * expectedDims];
+            int got = ReadFully(stream, dimBytes, path);
+            if (got < dimBytes.Length)
+            {
+                throw new InvalidDataException(
+                    $"'{path}' is truncated: its header needs {4 + dimBytes.Length} bytes ({expectedDims} dimension sizes) "
+                    + $"but the file ends after {4 + got}.");
+            }
+
+            var dims = new int[expectedDims];
+            long rowBytes = 1;
+            for (int i = 0; i < expectedDims; i++)
+            {
+                uint size = BinaryPrimitives.ReadUInt32BigEndian(dimBytes.Slice(4 * i, 4));
+                bool isCount = i == 0;
+                if (size > int.MaxValue || (!isCount && size == 0))
+                {
+                    throw new InvalidDataException(
+                        $"'{path}' has an invalid header: dimension {i} ({DimensionName(kind, i)}) is {size}; expected "
+                        + (isCount ? $"0..{int.MaxValue}." : $"1..{int.MaxValue}."));
+                }
+
+                dims[i] = (int)size;
+                rowBytes *= isCount ? 1 : dims[i];
+            }
+
+            if (rowBytes > Array.MaxLength || rowBytes * dims[0] > Array.MaxLength)
+            {
+                throw new InvalidDataException(
+                    $"'{path}' declares {string.Join("×", dims)} = {rowBytes * dims[0]} payload bytes, more than one array can hold "
+                    + $"({Array.MaxLength}).");
+            }
+
+            return dims;
         }
 
         /// <summary>Reads <paramref name="rows"/> rows of <paramref name="rowBytes"/> bytes; when every row is read,

@@ -1,6 +1,6 @@
 using Microsoft.ML;
 
-namespace Bn.MLNet.Data;
+namespace Bn.MLNet.Samples.Datasets;
 
 /// <summary>Which half of Fashion-MNIST to read.</summary>
 public enum FashionMnistSplit

@@ -1,7 +1,7 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
-namespace Bn.MLNet.Data;
+namespace Bn.MLNet.Samples.Datasets;
 
 /// <summary>
 /// An in-memory <see cref="IDataView"/> over labelled byte images, with two columns:

@@ -1,4 +1,4 @@
-namespace Bn.MLNet.Data;
+namespace Bn.MLNet.Samples.Datasets;
 
 /// <summary>
 /// Greyscale images read from an IDX image file (magic 0x00000803): <see cref="Count"/> images of
