@@ -196,12 +196,16 @@ public class ImageLayoutTests(ImageFolderFixture images) : IClassFixture<ImageFo
     [Fact]
     public void InterleavedSingleChannelIsTheSameLayoutAndPasses()
     {
-        // H×W×1 and 1×H×W are the same bytes: the schema check accepts it (no training needed to show it).
+        // H×W×1 and 1×H×W are the same bytes: the schema check accepts it, and the values equal the planar ones.
         var ml = new MLContext(seed: 1);
         var data = ml.Data.LoadFromEnumerable(images.Test.Take(5));
         var view = Preprocessing(ml, images.Root, 1, 28, 28, interleave: true).Fit(data).Transform(data);
         Assert.Equal([28, 28, 1], ((VectorDataViewType)view.Schema[FeaturesColumn].Type).Dimensions.ToArray());
         var column = BatchNormCnnSchema.CheckFeatureColumn(view.Schema, ColumnSettings.From(ImageFolderFixture.SmallOptions(1)));
         Assert.Equal(FeaturesColumn, column.Name);
+
+        // And the values are those of the planar 1×H×W layout, in the same order.
+        var planar = Preprocessing(ml, images.Root, 1, 28, 28).Fit(data).Transform(data);
+        Assert.Equal(planar.GetColumn<float[]>(FeaturesColumn).ToArray(), view.GetColumn<float[]>(FeaturesColumn).ToArray());
     }
 }
