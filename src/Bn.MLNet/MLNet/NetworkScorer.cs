@@ -1,0 +1,76 @@
+using Bn.MLNet.Networks;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Bn.MLNet;
+
+/// <summary>
+/// Runs the eval-mode network on batches of rows under no_grad and copies softmax probabilities (and optionally the
+/// embedding) into managed buffers; every tensor is disposed before returning. Safe to call from several threads:
+/// the network is only read (eval mode is set once, before any call), and libtorch's grad mode and TorchSharp's
+/// dispose scopes are per thread.
+/// </summary>
+internal sealed class NetworkScorer
+{
+    private readonly BnCnn _network;
+    private volatile bool _disposed;
+
+    public NetworkScorer(BnCnn network, int featureLength, int classCount)
+    {
+        _network = network;
+        FeatureLength = featureLength;
+        ClassCount = classCount;
+        EmbeddingSize = network.EmbeddingSize;
+    }
+
+    public int FeatureLength { get; }
+
+    public int ClassCount { get; }
+
+    public int EmbeddingSize { get; }
+
+    public void MarkDisposed() => _disposed = true;
+
+    /// <summary>Scores <paramref name="rows"/> rows of <paramref name="features"/> (row-major).</summary>
+    public void Score(float[] features, int rows, float[]? probabilities, float[]? embedding)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, typeof(BatchNormCnnTransformer));
+        if (rows <= 0)
+            return;
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        Tensor x = torch.tensor(features.AsMemory(0, rows * FeatureLength), [rows, (long)FeatureLength]);
+        if (probabilities is not null)
+        {
+            Tensor p = torch.nn.functional.softmax(_network.forward(x), 1);
+            p.data<float>().CopyTo(probabilities.AsSpan(0, rows * ClassCount), 0, 0);
+        }
+
+        if (embedding is not null)
+        {
+            Tensor e = _network.Embed(x).contiguous();
+            e.data<float>().CopyTo(embedding.AsSpan(0, rows * EmbeddingSize), 0, 0);
+        }
+    }
+
+    /// <summary>
+    /// Index of the largest probability of row <paramref name="row"/>, as a 1-based key; the missing key 0 when the row's
+    /// scores are NaN (a NaN or infinite input value), as ML.NET's own scorers do.
+    /// </summary>
+    public uint PredictedKey(float[] probabilities, int row)
+    {
+        var span = probabilities.AsSpan(row * ClassCount, ClassCount);
+        if (float.IsNaN(span[0]))
+            return 0;
+        int best = 0;
+        for (int i = 1; i < span.Length; i++)
+        {
+            if (float.IsNaN(span[i]))
+                return 0;
+            if (span[i] > span[best])
+                best = i;
+        }
+
+        return (uint)best + 1;
+    }
+}

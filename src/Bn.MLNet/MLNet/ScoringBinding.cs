@@ -1,0 +1,105 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace Bn.MLNet;
+
+/// <summary>Shared pieces of the lazily scored view, its cursors and the row mapper.</summary>
+internal sealed class ScoringBinding
+{
+    public ScoringBinding(DataViewSchema input, ColumnSettings settings, ClassLabels labels, NetworkScorer scorer, int inferenceBatchSize)
+    {
+        InputSchema = input;
+        Settings = settings;
+        Scorer = scorer;
+        BatchSize = inferenceBatchSize;
+        FeatureColumn = BatchNormCnnSchema.CheckFeatureColumn(input, settings);
+        OutputSchema = BatchNormCnnSchema.BuildOutputSchema(input, settings, labels, scorer.EmbeddingSize);
+        ScoreIndex = input.Count;
+        PredictedIndex = input.Count + 1;
+        EmbeddingIndex = settings.EmbeddingColumnName is null ? -1 : input.Count + 2;
+    }
+
+    public DataViewSchema InputSchema { get; }
+
+    public DataViewSchema OutputSchema { get; }
+
+    public ColumnSettings Settings { get; }
+
+    public NetworkScorer Scorer { get; }
+
+    public int BatchSize { get; }
+
+    public DataViewSchema.Column FeatureColumn { get; }
+
+    public int ScoreIndex { get; }
+
+    public int PredictedIndex { get; }
+
+    public int EmbeddingIndex { get; }
+
+    /// <summary>Splits requested output columns into pass-through input columns and the computed outputs.</summary>
+    public (List<DataViewSchema.Column> Inputs, bool Probabilities, bool Embedding, bool[] Active) Split(IEnumerable<DataViewSchema.Column> columns)
+    {
+        var active = new bool[OutputSchema.Count];
+        var inputs = new List<DataViewSchema.Column>();
+        bool probabilities = false, embedding = false;
+        foreach (var c in columns)
+        {
+            if (c.Index < 0 || c.Index >= OutputSchema.Count || OutputSchema[c.Index].Name != c.Name)
+                throw new ArgumentException($"Column '{c.Name}' does not belong to this schema.", nameof(columns));
+            if (active[c.Index])
+                continue;
+            active[c.Index] = true;
+            if (c.Index < InputSchema.Count)
+                inputs.Add(InputSchema[c.Index]);
+            else if (c.Index == EmbeddingIndex)
+                embedding = true;
+            else
+                probabilities = true;
+        }
+
+        return (inputs, probabilities, embedding, active);
+    }
+
+    /// <summary>
+    /// The getter of one output column (Score, PredictedLabel or Embedding) over rows scored into flat buffers:
+    /// <paramref name="currentRow"/> makes sure the current row is scored and returns its index in the buffers.
+    /// </summary>
+    public ValueGetter<TValue> OutputGetter<TValue>(DataViewSchema.Column column, Func<int> currentRow, float[]? probabilities, float[]? embedding)
+    {
+        var scorer = Scorer;
+        if (column.Index == ScoreIndex)
+        {
+            CheckType<VBuffer<float>, TValue>(column);
+            ValueGetter<VBuffer<float>> g = (ref VBuffer<float> dst) => CopyRow(probabilities!, currentRow(), scorer.ClassCount, ref dst);
+            return (ValueGetter<TValue>)(object)g;
+        }
+
+        if (column.Index == PredictedIndex)
+        {
+            CheckType<uint, TValue>(column);
+            ValueGetter<uint> g = (ref uint dst) => dst = scorer.PredictedKey(probabilities!, currentRow());
+            return (ValueGetter<TValue>)(object)g;
+        }
+
+        CheckType<VBuffer<float>, TValue>(column);
+        ValueGetter<VBuffer<float>> e = (ref VBuffer<float> dst) => CopyRow(embedding!, currentRow(), scorer.EmbeddingSize, ref dst);
+        return (ValueGetter<TValue>)(object)e;
+    }
+
+    private static void CopyRow(float[] source, int row, int length, ref VBuffer<float> dst)
+    {
+        var editor = VBufferEditor.Create(ref dst, length);
+        source.AsSpan(row * length, length).CopyTo(editor.Values);
+        dst = editor.Commit();
+    }
+
+    public static void CheckType<TExpected, TAsked>(DataViewSchema.Column column)
+    {
+        if (typeof(TExpected) != typeof(TAsked))
+        {
+            throw new InvalidOperationException(
+                $"Column '{column.Name}' has type {column.Type} ({typeof(TExpected).Name}); a getter of {typeof(TAsked).Name} was requested.");
+        }
+    }
+}
