@@ -154,6 +154,10 @@ public class MLNetTransformBenchmarks : MLNetScoringBase
     /// <summary>model.Transform(data) and a cursor over the Score column of every row.</summary>
     [Benchmark]
     public float MLNetTransform() => MLNetTransformCore();
+
+    /// <summary>model.Transform(data) and a cursor over Score and the pass-through Label (what Evaluate reads).</summary>
+    [Benchmark]
+    public float MLNetTransformWithLabel() => MLNetTransformWithLabelCore();
 }
 
 /// <summary>Prediction-engine latency vs a raw single forward (many invocations per iteration).</summary>
@@ -255,6 +259,28 @@ public abstract class MLNetScoringBase : MLNetBenchmarkBase
         {
             getter(ref buffer);
             sum += buffer.GetValues()[0];
+        }
+
+        return sum;
+    }
+
+    /// <summary>Transform and a cursor over Score and the pass-through Label column.</summary>
+    protected float MLNetTransformWithLabelCore()
+    {
+        var scored = _model.Transform(Data);
+        var score = scored.Schema["Score"];
+        var label = scored.Schema["Label"];
+        using var cursor = scored.GetRowCursor([score, label]);
+        var scoreGetter = cursor.GetGetter<VBuffer<float>>(score);
+        var labelGetter = cursor.GetGetter<uint>(label);
+        VBuffer<float> buffer = default;
+        uint key = 0;
+        float sum = 0;
+        while (cursor.MoveNext())
+        {
+            scoreGetter(ref buffer);
+            labelGetter(ref key);
+            sum += buffer.GetValues()[(int)key - 1];
         }
 
         return sum;
