@@ -75,8 +75,6 @@ internal static class MainJob
                 {
                     Epochs = epochs,
                     Seed = 1,
-                    RandomCropPadding = 2,
-                    HorizontalFlip = true,
                     Progress = progress,
                     CancellationToken = cancellationToken,
                 };
