@@ -18,6 +18,9 @@ namespace Bn.MLNet.Samples.Commands;
 /// </summary>
 internal static class TrainCommand
 {
+    /// <summary>The library's defaults, which are this command's defaults too (written once, in BatchNormCnnOptions).</summary>
+    private static readonly BatchNormCnnOptions Defaults = new();
+
     private static readonly Option<string?> DataOption = SharedOptions.DataDirectory();
 
     private static readonly Option<int?> TrainLimitOption = SharedOptions.TrainLimit();
@@ -58,7 +61,7 @@ internal static class TrainCommand
     private static readonly Option<double> DropoutOption = new("--dropout")
     {
         Description = "Dropout probability after each hidden layer.",
-        DefaultValueFactory = _ => 0.25,
+        DefaultValueFactory = _ => Defaults.Dropout,
     };
 
     private static readonly Option<bool> PaperMlpOption = new("--paper-mlp")
@@ -69,43 +72,43 @@ internal static class TrainCommand
     private static readonly Option<NormalizationKind> NormalizationOption = new("--normalization", "-n")
     {
         Description = "Batch (this library's BN), BatchNative (TorchSharp's), None (the paper's baseline), Group or Layer.",
-        DefaultValueFactory = _ => NormalizationKind.Batch,
+        DefaultValueFactory = _ => Defaults.Normalization,
     };
 
     private static readonly Option<ActivationKind> ActivationOption = new("--activation", "-a")
     {
         Description = "ReLU, Sigmoid or Tanh.",
-        DefaultValueFactory = _ => ActivationKind.ReLU,
+        DefaultValueFactory = _ => Defaults.Activation,
     };
 
     private static readonly Option<OptimizerKind> OptimizerOption = new("--optimizer", "-o")
     {
         Description = "Sgd (with --momentum, Nesterov unless --no-nesterov), Adam or AdamW.",
-        DefaultValueFactory = _ => OptimizerKind.Sgd,
+        DefaultValueFactory = _ => Defaults.Optimizer,
     };
 
     private static readonly Option<double> LearningRateOption = new("--lr")
     {
         Description = "Base (peak, for one-cycle) learning rate.",
-        DefaultValueFactory = _ => 0.1,
+        DefaultValueFactory = _ => Defaults.LearningRate,
     };
 
     private static readonly Option<double> LrMultiplierOption = new("--lr-multiplier")
     {
         Description = "Multiplies --lr (the paper's x5 and x30 runs).",
-        DefaultValueFactory = _ => 1.0,
+        DefaultValueFactory = _ => Defaults.LearningRateMultiplier,
     };
 
     private static readonly Option<LearningRateScheduleKind> ScheduleOption = new("--schedule")
     {
         Description = "Constant, Step, Cosine or OneCycle.",
-        DefaultValueFactory = _ => LearningRateScheduleKind.OneCycle,
+        DefaultValueFactory = _ => Defaults.Schedule,
     };
 
     private static readonly Option<double> MomentumOption = new("--momentum")
     {
         Description = "SGD momentum.",
-        DefaultValueFactory = _ => 0.9,
+        DefaultValueFactory = _ => Defaults.Momentum,
     };
 
     private static readonly Option<bool> NoNesterovOption = new("--no-nesterov")
@@ -116,19 +119,19 @@ internal static class TrainCommand
     private static readonly Option<double> WeightDecayOption = new("--weight-decay")
     {
         Description = "Weight decay (L2 for SGD/Adam, decoupled for AdamW).",
-        DefaultValueFactory = _ => 5e-4,
+        DefaultValueFactory = _ => Defaults.WeightDecay,
     };
 
     private static readonly Option<double> LabelSmoothingOption = new("--label-smoothing")
     {
-        Description = "Label smoothing of the cross-entropy loss.",
-        DefaultValueFactory = _ => 0.1,
+        Description = "Label smoothing of the cross-entropy loss (0 = off).",
+        DefaultValueFactory = _ => Defaults.LabelSmoothing,
     };
 
     private static readonly Option<int> EpochsOption = new("--epochs", "-e")
     {
         Description = "Passes over the training data.",
-        DefaultValueFactory = _ => 10,
+        DefaultValueFactory = _ => Defaults.Epochs,
     };
 
     private static readonly Option<long?> MaxStepsOption = new("--max-steps")
@@ -146,13 +149,13 @@ internal static class TrainCommand
     private static readonly Option<int> BatchSizeOption = new("--batch-size", "-b")
     {
         Description = "Rows per training mini-batch.",
-        DefaultValueFactory = _ => 128,
+        DefaultValueFactory = _ => Defaults.BatchSize,
     };
 
     private static readonly Option<int> CropPaddingOption = new("--crop-padding")
     {
         Description = "Random-crop augmentation: zero-pad each side by this many pixels and crop back at a random offset (0 = off).",
-        DefaultValueFactory = _ => 2,
+        DefaultValueFactory = _ => Defaults.RandomCropPadding,
     };
 
     private static readonly Option<bool> NoFlipOption = new("--no-flip")
@@ -162,7 +165,7 @@ internal static class TrainCommand
 
     private static readonly Option<int> SeedOption = new("--seed")
     {
-        Description = "Seed for initialization, shuffling, dropout and augmentation.",
+        Description = "Seed for initialization, shuffling, dropout and augmentation (the library's BatchNormCnnOptions.Seed instead defaults to one drawn from the MLContext).",
         DefaultValueFactory = _ => 1,
     };
 
@@ -176,7 +179,7 @@ internal static class TrainCommand
     {
         Description = "Rows held by the streaming shuffle buffer.",
         HelpName = "ROWS",
-        DefaultValueFactory = _ => 8192,
+        DefaultValueFactory = _ => Defaults.ShuffleBufferSize,
     };
 
     private static readonly Option<int> LogEveryOption = new("--log-every")
@@ -188,7 +191,7 @@ internal static class TrainCommand
 
     private static readonly Option<string?> ModelOption = new("--model")
     {
-        Description = "Save the trained network (architecture + weights) to this file.",
+        Description = "Save the trained model as an ML.NET model zip (the format the main job writes; evaluate and predict read it).",
         HelpName = "PATH",
     };
 
@@ -249,13 +252,13 @@ internal static class TrainCommand
                 LearningRateMultiplier = p.GetValue(LrMultiplierOption),
                 Schedule = p.GetValue(ScheduleOption),
                 Momentum = p.GetValue(MomentumOption),
-                Nesterov = !p.GetValue(NoNesterovOption),
+                Nesterov = Defaults.Nesterov && !p.GetValue(NoNesterovOption),
                 WeightDecay = p.GetValue(WeightDecayOption),
                 LabelSmoothing = p.GetValue(LabelSmoothingOption),
                 Seed = p.GetValue(SeedOption),
                 Threads = p.GetValue(ThreadsOption),
                 RandomCropPadding = p.GetValue(CropPaddingOption),
-                HorizontalFlip = !p.GetValue(NoFlipOption),
+                HorizontalFlip = Defaults.HorizontalFlip && !p.GetValue(NoFlipOption),
                 EarlyStoppingPatience = p.GetValue(PatienceOption),
                 LogEverySteps = p.GetValue(LogEveryOption),
             };
@@ -370,10 +373,9 @@ internal static class TrainCommand
         AnsiConsole.Write(table);
 
         string? modelPath = p.GetValue(ModelOption);
-        if (modelPath is not null)
+        if (modelPath is not null && !SaveModel(ml, network, history, modelPath))
         {
-            network.Save(modelPath);
-            AnsiConsole.MarkupLine($"model saved to {Markup.Escape(Path.GetFullPath(modelPath))}");
+            return 3;
         }
 
         string? csvPath = p.GetValue(HistoryCsvOption);
@@ -415,6 +417,38 @@ internal static class TrainCommand
         }
 
         return history.Diverged ? 4 : 0;
+    }
+
+    /// <summary>
+    /// Saves the network as the ML.NET model zip the main job writes (written beside the target, then moved over it,
+    /// so a failed save leaves no half-written file).
+    /// </summary>
+    private static bool SaveModel(MLContext ml, BnCnn network, TrainingHistory history, string modelPath)
+    {
+        string path = Path.GetFullPath(modelPath);
+        string temp = path + ".partial";
+        ITransformer model = SampleData.PipelineFromNetwork(ml, network, history);
+        try
+        {
+            ml.Model.Save(model, SampleData.InputSchema(ml, network.Architecture.InputLength), temp);
+            File.Move(temp, path, overwrite: true);
+            AnsiConsole.MarkupLine($"model saved to {Markup.Escape(path)} (ML.NET model zip: evaluate --model and predict --model read it)");
+            return true;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            AnsiConsole.MarkupLine($"[red]Cannot save the model to {Markup.Escape(path)}:[/] {Markup.Escape(ex.Message)}");
+            if (File.Exists(temp))
+            {
+                File.Delete(temp);
+            }
+
+            return false;
+        }
+        finally
+        {
+            (model as IDisposable)?.Dispose();
+        }
     }
 
     private static readonly JsonSerializerOptions MetricsJson = new()
