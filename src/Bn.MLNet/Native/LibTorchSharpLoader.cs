@@ -64,12 +64,25 @@ public static class LibTorchSharpLoader
 
     private static void PatchCandidates(string? libStdCxx)
     {
-        if (libStdCxx is null || GlibcxxMarkerPatch.DefinesNeededVersion(libStdCxx))
+        if (libStdCxx is null || DefinesNeededVersionOrUnreadable(libStdCxx))
             return;
         string? torchSharpFolder = Path.GetDirectoryName(typeof(TorchSharp.torch).Assembly.Location);
         var folders = new[] { torchSharpFolder, AppContext.BaseDirectory }.Where(f => !string.IsNullOrEmpty(f)).Select(f => f!);
         foreach (string path in Candidates(folders))
             PatchOne(path, libStdCxx);
+    }
+
+    /// <summary>An unreadable libstdc++ tells nothing; then the library is left as it is (as when the version is defined).</summary>
+    private static bool DefinesNeededVersionOrUnreadable(string libStdCxx)
+    {
+        try
+        {
+            return GlibcxxMarkerPatch.DefinesNeededVersion(libStdCxx);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return true;
+        }
     }
 
     /// <summary>Where TorchSharp looks: the folder itself and runtimes/&lt;rid&gt;/native below it.</summary>

@@ -106,9 +106,16 @@ namespace Bn.MLNet.Native
             string? dir = Path.GetDirectoryName(Path.GetFullPath(path));
             for (int depth = 0; dir is not null && depth < 6; depth++)
             {
-                if (File.Exists(Path.Combine(dir, ".nupkg.metadata")) || Directory.GetFiles(dir, "*.nupkg.sha512").Length > 0)
+                try
                 {
-                    return true;
+                    if (File.Exists(Path.Combine(dir, ".nupkg.metadata")) || Directory.GetFiles(dir, "*.nupkg.sha512").Length > 0)
+                    {
+                        return true;
+                    }
+                }
+                catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+                {
+                    // An unreadable parent folder is not a package folder we could recognise; keep walking up.
                 }
 
                 dir = Path.GetDirectoryName(dir);
