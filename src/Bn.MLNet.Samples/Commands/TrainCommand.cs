@@ -215,7 +215,8 @@ internal static class TrainCommand
     /// <summary>Builds the <c>train</c> command.</summary>
     public static Command Create()
     {
-        var command = new Command("train", "Train the BN CNN on Fashion-MNIST and evaluate it on the test set.");
+        var command = new Command("train", "Train the BN CNN on Fashion-MNIST and evaluate it on the test set. " +
+            "The defaults are the library's (BatchNormCnnOptions); only --seed differs (the library draws one from the MLContext).");
         Option[] options =
         {
             DataOption, TrainLimitOption, TestLimitOption, ValidationOption, PatienceOption,
