@@ -191,6 +191,15 @@ internal static class ModelCommands
         switch (Detect(path))
         {
             case ModelFileKind.MLNetZip:
+                try
+                {
+                    using var zip = System.IO.Compression.ZipFile.OpenRead(path);
+                }
+                catch (InvalidDataException ex)
+                {
+                    throw new InvalidDataException($"'{path}' starts as a zip archive but is not a readable one (truncated or damaged?): {ex.Message}", ex);
+                }
+
                 return ml.Model.Load(path, out _);
             case ModelFileKind.RawNetwork:
                 using (BnCnn network = BnCnn.Load(path))

@@ -105,6 +105,8 @@ public class SamplesCliTests
         try
         {
             Assert.Equal(ModelCommands.ModelFileKind.MLNetZip, ModelCommands.Detect(path));
+            var ex = Assert.Throws<InvalidDataException>(() => ModelCommands.Load(new MLContext(), path));
+            Assert.StartsWith($"'{path}' starts as a zip archive but is not a readable one (truncated or damaged?): ", ex.Message);
             Assert.Equal(2, ModelCommands.Evaluate(path, null, 10));
         }
         finally
