@@ -163,7 +163,10 @@ public sealed class BatchNormCnnOptions
     /// </summary>
     public int? Seed { get; set; }
 
-    /// <summary>libtorch threads. Default <see langword="null"/>: all cores.</summary>
+    /// <summary>
+    /// libtorch threads during Fit. Default <see langword="null"/>: all cores. The process-wide count
+    /// (<c>torch.set_num_threads</c>) is put back when Fit returns or throws; scoring does not change it.
+    /// </summary>
     public int? Threads { get; set; }
 
     /// <summary>Rows held by the streaming shuffle buffer. Default 8192.</summary>
