@@ -25,7 +25,7 @@ namespace Bn.MLNet;
 /// <para>Save and load with <c>mlContext.Model.Save</c>/<c>Load</c>. A process that loads a model without having used
 /// Bn.MLNet before must call <see cref="BatchNormCnnCatalog.RegisterBatchNormCnn"/> (or touch any Bn.MLNet type) first.</para>
 /// </remarks>
-public sealed class BatchNormCnnTransformer : ITransformer, IDisposable
+public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
 {
     /// <summary>Loader signature written into ML.NET's model header.</summary>
     internal const string LoaderSignature = "BatchNormCnnTransformer";
