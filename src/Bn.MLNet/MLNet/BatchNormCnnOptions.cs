@@ -41,17 +41,29 @@ public sealed class BatchNormCnnOptions
 {
     // ---- Columns -----------------------------------------------------------------------------------------------
 
+    /// <summary>Default of <see cref="FeatureColumnName"/>.</summary>
+    internal const string DefaultFeatureColumnName = "Features";
+
+    /// <summary>Default of <see cref="LabelColumnName"/>.</summary>
+    internal const string DefaultLabelColumnName = "Label";
+
+    /// <summary>Default of <see cref="ScoreColumnName"/>.</summary>
+    internal const string DefaultScoreColumnName = "Score";
+
+    /// <summary>Default of <see cref="PredictedLabelColumnName"/>.</summary>
+    internal const string DefaultPredictedLabelColumnName = "PredictedLabel";
+
     /// <summary>The feature column: a known-size vector of Single, Byte or Double of length C×H×W. Default "Features".</summary>
-    public string FeatureColumnName { get; set; } = "Features";
+    public string FeatureColumnName { get; set; } = DefaultFeatureColumnName;
 
     /// <summary>The label column: a key type (use <c>MapValueToKey</c> first). Default "Label".</summary>
-    public string LabelColumnName { get; set; } = "Label";
+    public string LabelColumnName { get; set; } = DefaultLabelColumnName;
 
     /// <summary>The output column of softmax class probabilities (vector of Single). Default "Score".</summary>
-    public string ScoreColumnName { get; set; } = "Score";
+    public string ScoreColumnName { get; set; } = DefaultScoreColumnName;
 
     /// <summary>The output column of the predicted class (the label's key type). Default "PredictedLabel".</summary>
-    public string PredictedLabelColumnName { get; set; } = "PredictedLabel";
+    public string PredictedLabelColumnName { get; set; } = DefaultPredictedLabelColumnName;
 
     /// <summary>
     /// Optional output column with the last hidden layer's activations (vector of Single, length
@@ -62,13 +74,13 @@ public sealed class BatchNormCnnOptions
     // ---- Image shape -------------------------------------------------------------------------------------------
 
     /// <summary>Image channels C. Default 1.</summary>
-    public int ImageChannels { get; set; } = 1;
+    public int ImageChannels { get; set; } = NetworkArchitecture.DefaultInputChannels;
 
     /// <summary>Image height H in pixels. Default 28.</summary>
-    public int ImageHeight { get; set; } = 28;
+    public int ImageHeight { get; set; } = NetworkArchitecture.DefaultInputSize;
 
     /// <summary>Image width W in pixels. Default 28.</summary>
-    public int ImageWidth { get; set; } = 28;
+    public int ImageWidth { get; set; } = NetworkArchitecture.DefaultInputSize;
 
     // ---- Network -----------------------------------------------------------------------------------------------
 
@@ -83,25 +95,25 @@ public sealed class BatchNormCnnOptions
     public IList<int>? HiddenLayers { get; set; }
 
     /// <summary>Dropout after each hidden layer's activation. Default 0.25.</summary>
-    public double Dropout { get; set; } = 0.25;
+    public double Dropout { get; set; } = NetworkArchitecture.DefaultNetworkDropout;
 
     /// <summary>Normalization after every convolution and hidden layer. Default <see cref="NormalizationKind.Batch"/>.</summary>
-    public NormalizationKind Normalization { get; set; } = NormalizationKind.Batch;
+    public NormalizationKind Normalization { get; set; } = NetworkArchitecture.DefaultNormalization;
 
     /// <summary>Activation after every normalization. Default <see cref="ActivationKind.ReLU"/>.</summary>
-    public ActivationKind Activation { get; set; } = ActivationKind.ReLU;
+    public ActivationKind Activation { get; set; } = NetworkArchitecture.DefaultActivation;
 
     /// <summary>
     /// Momentum of the BN running-statistics update (new = (1 − m)·old + m·batch). Default 0.1;
     /// <see langword="null"/> = cumulative average (only with <see cref="NormalizationKind.Batch"/>).
     /// </summary>
-    public double? BatchNormMomentum { get; set; } = 0.1;
+    public double? BatchNormMomentum { get; set; } = NetworkArchitecture.DefaultBatchNormMomentum;
 
     /// <summary>The ε added to the variance. Default 1e-5.</summary>
-    public double BatchNormEps { get; set; } = 1e-5;
+    public double BatchNormEps { get; set; } = NetworkArchitecture.DefaultBatchNormEps;
 
     /// <summary>Groups of <see cref="NormalizationKind.Group"/>. Default 8.</summary>
-    public int GroupCount { get; set; } = 8;
+    public int GroupCount { get; set; } = NetworkArchitecture.DefaultGroupCount;
 
     /// <summary>
     /// Final r_max of <see cref="NormalizationKind.BatchRenorm"/>: r = σ_B/σ is clipped to [1/r_max, r_max] (≥ 1).
@@ -125,34 +137,34 @@ public sealed class BatchNormCnnOptions
     // ---- Training engine ---------------------------------------------------------------------------------------
 
     /// <summary>Passes over the training data. Default 10.</summary>
-    public int Epochs { get; set; } = 10;
+    public int Epochs { get; set; } = TrainerOptions.DefaultEpochs;
 
     /// <summary>Optional step budget that overrides <see cref="Epochs"/>. Default <see langword="null"/>.</summary>
     public long? MaxSteps { get; set; }
 
     /// <summary>Rows per training mini-batch. Default 128.</summary>
-    public int BatchSize { get; set; } = 128;
+    public int BatchSize { get; set; } = TrainerOptions.DefaultBatchSize;
 
     /// <summary>Optimizer. Default <see cref="OptimizerKind.Sgd"/> (with momentum).</summary>
-    public OptimizerKind Optimizer { get; set; } = OptimizerKind.Sgd;
+    public OptimizerKind Optimizer { get; set; } = TrainerOptions.DefaultOptimizer;
 
     /// <summary>Base (peak, for one-cycle) learning rate. Default 0.1.</summary>
-    public double LearningRate { get; set; } = 0.1;
+    public double LearningRate { get; set; } = TrainerOptions.DefaultLearningRate;
 
     /// <summary>Multiplier of the learning rate (the paper's ×5 and ×30 runs). Default 1.</summary>
-    public double LearningRateMultiplier { get; set; } = 1.0;
+    public double LearningRateMultiplier { get; set; } = TrainerOptions.DefaultLearningRateMultiplier;
 
     /// <summary>Learning-rate schedule. Default <see cref="LearningRateScheduleKind.OneCycle"/>.</summary>
-    public LearningRateScheduleKind Schedule { get; set; } = LearningRateScheduleKind.OneCycle;
+    public LearningRateScheduleKind Schedule { get; set; } = TrainerOptions.DefaultSchedule;
 
     /// <summary>SGD momentum. Default 0.9.</summary>
-    public double Momentum { get; set; } = 0.9;
+    public double Momentum { get; set; } = TrainerOptions.DefaultMomentum;
 
     /// <summary>Nesterov momentum for SGD. Default <see langword="true"/>.</summary>
-    public bool Nesterov { get; set; } = true;
+    public bool Nesterov { get; set; } = TrainerOptions.DefaultNesterov;
 
     /// <summary>Weight decay (decoupled for AdamW). Default 5e-4.</summary>
-    public double WeightDecay { get; set; } = 5e-4;
+    public double WeightDecay { get; set; } = TrainerOptions.DefaultWeightDecay;
 
     /// <summary>Label smoothing of the cross-entropy loss; 0 disables it. Default 0.1.</summary>
     public double LabelSmoothing { get; set; } = 0.1;
