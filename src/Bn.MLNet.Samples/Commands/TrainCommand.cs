@@ -236,62 +236,132 @@ internal static class TrainCommand
 
     private static int Run(ParseResult p, CancellationToken cancellationToken)
     {
-        NetworkArchitecture architecture;
-        TrainerOptions options;
-        try
+        if (!TryReadSettings(p, out NetworkArchitecture architecture, out TrainerOptions options))
         {
-            architecture = BuildArchitecture(p);
-            architecture.Validate();
-            options = new TrainerOptions
-            {
-                Epochs = p.GetValue(EpochsOption),
-                MaxSteps = p.GetValue(MaxStepsOption),
-                TimeBudgetSeconds = p.GetValue(TimeBudgetOption),
-                BatchSize = p.GetValue(BatchSizeOption),
-                Optimizer = p.GetValue(OptimizerOption),
-                LearningRate = p.GetValue(LearningRateOption),
-                LearningRateMultiplier = p.GetValue(LrMultiplierOption),
-                Schedule = p.GetValue(ScheduleOption),
-                Momentum = p.GetValue(MomentumOption),
-                Nesterov = Defaults.Nesterov && !p.GetValue(NoNesterovOption),
-                WeightDecay = p.GetValue(WeightDecayOption),
-                LabelSmoothing = p.GetValue(LabelSmoothingOption),
-                Seed = p.GetValue(SeedOption),
-                Threads = p.GetValue(ThreadsOption),
-                RandomCropPadding = p.GetValue(CropPaddingOption),
-                HorizontalFlip = Defaults.HorizontalFlip && !p.GetValue(NoFlipOption),
-                EarlyStoppingPatience = p.GetValue(PatienceOption),
-                LogEverySteps = p.GetValue(LogEveryOption),
-            };
-            if (options.Optimizer == OptimizerKind.Sgd && options.Momentum == 0)
-            {
-                options.Nesterov = false;
-            }
-
-            options.Validate();
-        }
-        catch (Exception ex) when (ex is ArgumentException or FormatException)
-        {
-            AnsiConsole.MarkupLine($"[red]Invalid option:[/] {Markup.Escape(ex.Message)}");
             return 2;
         }
 
         bool quiet = p.GetValue(QuietOption);
-        string? dataDir = p.GetValue(DataOption);
-        int? trainLimit = p.GetValue(TrainLimitOption);
-        int? testLimit = p.GetValue(TestLimitOption);
-        int validationRows = p.GetValue(ValidationOption);
-        int shuffleBuffer = p.GetValue(ShuffleBufferOption);
         int seed = p.GetValue(SeedOption);
+        var ml = new MLContext(seed);
+        if (!TryLoadData(p, ml, seed, out TrainingData data))
+        {
+            return 3;
+        }
 
+        torch.manual_seed(seed);
+        using var network = new BnCnn(architecture);
+        long parameterCount = network.parameters().Sum(t => t.numel());
+        int threads = options.Threads ?? Environment.ProcessorCount;
+        if (!quiet)
+        {
+            PrintSettings(data, architecture, options, parameterCount, threads);
+        }
+
+        var trainer = new Trainer(options);
+        TrainingHistory history;
+        try
+        {
+            history = TrainingConsole.Run(quiet, progress => trainer.Train(network, data.Train, data.Validation, progress, cancellationToken));
+        }
+        catch (OperationCanceledException)
+        {
+            AnsiConsole.MarkupLine("[yellow]Training cancelled.[/]");
+            return 130;
+        }
+
+        TestOutcome outcome = EvaluateOnTest(network, data.Test, cancellationToken);
+        PrintResults(outcome, history);
+        string? modelPath = p.GetValue(ModelOption);
+        if (modelPath is not null && !SaveModel(ml, network, history, modelPath))
+        {
+            return 3;
+        }
+
+        string? csvPath = p.GetValue(HistoryCsvOption);
+        if (csvPath is not null)
+        {
+            history.SaveCsv(csvPath);
+        }
+
+        string? metricsPath = p.GetValue(MetricsOutOption);
+        if (metricsPath is not null)
+        {
+            WriteMetrics(metricsPath, outcome, history, architecture, options, threads, parameterCount, quiet);
+        }
+
+        return history.Diverged ? 4 : 0;
+    }
+
+    /// <summary>The training, validation and test sources of one run, and the folder they were read from.</summary>
+    private sealed record TrainingData(string DataDirectory, DataViewBatchSource Train, DataViewBatchSource? Validation, DataViewBatchSource Test);
+
+    /// <summary>The test-set evaluation and the process's memory at the end of a run.</summary>
+    private sealed record TestOutcome(EvaluationResult Result, double EvaluationSeconds, long PeakWorkingSet, long ManagedHeap, long ManagedHeapAtLastGc);
+
+    /// <summary>Reads the network and training settings; prints the problem and returns false when one is invalid.</summary>
+    private static bool TryReadSettings(ParseResult p, out NetworkArchitecture architecture, out TrainerOptions options)
+    {
+        try
+        {
+            architecture = BuildArchitecture(p);
+            architecture.Validate();
+            options = BuildTrainerOptions(p);
+            options.Validate();
+            return true;
+        }
+        catch (Exception ex) when (ex is ArgumentException or FormatException)
+        {
+            AnsiConsole.MarkupLine($"[red]Invalid option:[/] {Markup.Escape(ex.Message)}");
+            architecture = null!;
+            options = null!;
+            return false;
+        }
+    }
+
+    private static TrainerOptions BuildTrainerOptions(ParseResult p)
+    {
+        var options = new TrainerOptions
+        {
+            Epochs = p.GetValue(EpochsOption),
+            MaxSteps = p.GetValue(MaxStepsOption),
+            TimeBudgetSeconds = p.GetValue(TimeBudgetOption),
+            BatchSize = p.GetValue(BatchSizeOption),
+            Optimizer = p.GetValue(OptimizerOption),
+            LearningRate = p.GetValue(LearningRateOption),
+            LearningRateMultiplier = p.GetValue(LrMultiplierOption),
+            Schedule = p.GetValue(ScheduleOption),
+            Momentum = p.GetValue(MomentumOption),
+            Nesterov = Defaults.Nesterov && !p.GetValue(NoNesterovOption),
+            WeightDecay = p.GetValue(WeightDecayOption),
+            LabelSmoothing = p.GetValue(LabelSmoothingOption),
+            Seed = p.GetValue(SeedOption),
+            Threads = p.GetValue(ThreadsOption),
+            RandomCropPadding = p.GetValue(CropPaddingOption),
+            HorizontalFlip = Defaults.HorizontalFlip && !p.GetValue(NoFlipOption),
+            EarlyStoppingPatience = p.GetValue(PatienceOption),
+            LogEverySteps = p.GetValue(LogEveryOption),
+        };
+        if (options.Optimizer == OptimizerKind.Sgd && options.Momentum == 0)
+        {
+            options.Nesterov = false;
+        }
+
+        return options;
+    }
+
+    /// <summary>Loads Fashion-MNIST, holds out the validation rows, and opens the batch sources; prints the problem and returns false on failure.</summary>
+    private static bool TryLoadData(ParseResult p, MLContext ml, int seed, out TrainingData data)
+    {
+        string? dataDir = p.GetValue(DataOption);
+        int validationRows = p.GetValue(ValidationOption);
         IDataView trainView, testView;
         IDataView? validationView = null;
-        var ml = new MLContext(seed);
         try
         {
             dataDir ??= FashionMnist.FindDataDirectory();
-            trainView = FashionMnist.LoadTrain(ml, dataDir, trainLimit);
-            testView = FashionMnist.LoadTest(ml, dataDir, testLimit);
+            trainView = FashionMnist.LoadTrain(ml, dataDir, p.GetValue(TrainLimitOption));
+            testView = FashionMnist.LoadTest(ml, dataDir, p.GetValue(TestLimitOption));
             if (validationRows > 0)
             {
                 long total = trainView.GetRowCount() ?? throw new InvalidOperationException("The training view has no row count.");
@@ -307,51 +377,44 @@ internal static class TrainCommand
         catch (Exception ex) when (ex is IOException or InvalidDataException or ArgumentException or InvalidOperationException)
         {
             AnsiConsole.MarkupLine($"[red]Cannot load Fashion-MNIST:[/] {Markup.Escape(ex.Message)}");
-            return 3;
+            data = null!;
+            return false;
         }
 
+        int shuffleBuffer = p.GetValue(ShuffleBufferOption);
         var train = new DataViewBatchSource(trainView, FashionMnist.FeaturesColumnName, FashionMnist.LabelColumnName, FashionMnist.FeatureLength, shuffleBuffer, seed);
         var test = new DataViewBatchSource(testView, FashionMnist.FeaturesColumnName, FashionMnist.LabelColumnName, FashionMnist.FeatureLength, shuffleBuffer, seed);
         DataViewBatchSource? validation = validationView is null
             ? null
             : new DataViewBatchSource(validationView, FashionMnist.FeaturesColumnName, FashionMnist.LabelColumnName, FashionMnist.FeatureLength, shuffleBuffer, seed);
+        data = new TrainingData(dataDir, train, validation, test);
+        return true;
+    }
 
-        torch.manual_seed(seed);
-        using var network = new BnCnn(architecture);
-        long parameterCount = network.parameters().Sum(t => t.numel());
-        int threads = options.Threads ?? Environment.ProcessorCount;
-        if (!quiet)
-        {
-            AnsiConsole.MarkupLine($"[bold]Bn.MLNet train[/]  data {Markup.Escape(dataDir)}  rows {train.RowCount}{(validation is null ? string.Empty : $" (+{validation.RowCount} validation)")}  test {test.RowCount}");
-            AnsiConsole.MarkupLine($"network  {Markup.Escape(ArchitectureSpec.Format(architecture))}  ({parameterCount:N0} parameters)");
-            AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-                $"training {options.Optimizer}{(options.Optimizer == OptimizerKind.Sgd ? (options.Nesterov ? " Nesterov" : string.Empty) + $" momentum {options.Momentum}" : string.Empty)} lr {options.LearningRate}x{options.LearningRateMultiplier} {options.Schedule}, wd {options.WeightDecay}, batch {options.BatchSize}, {(options.MaxSteps is long ms ? $"{ms} steps" : $"{options.Epochs} epochs")}{(options.TimeBudgetSeconds is double tb ? $" or {tb} s" : string.Empty)}, crop {options.RandomCropPadding} flip {options.HorizontalFlip}, smoothing {options.LabelSmoothing}, seed {options.Seed}, {threads} threads")));
-        }
+    private static void PrintSettings(TrainingData data, NetworkArchitecture architecture, TrainerOptions options, long parameterCount, int threads)
+    {
+        AnsiConsole.MarkupLine($"[bold]Bn.MLNet train[/]  data {Markup.Escape(data.DataDirectory)}  rows {data.Train.RowCount}{(data.Validation is null ? string.Empty : $" (+{data.Validation.RowCount} validation)")}  test {data.Test.RowCount}");
+        AnsiConsole.MarkupLine($"network  {Markup.Escape(ArchitectureSpec.Format(architecture))}  ({parameterCount:N0} parameters)");
+        AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+            $"training {options.Optimizer}{(options.Optimizer == OptimizerKind.Sgd ? (options.Nesterov ? " Nesterov" : string.Empty) + $" momentum {options.Momentum}" : string.Empty)} lr {options.LearningRate}x{options.LearningRateMultiplier} {options.Schedule}, wd {options.WeightDecay}, batch {options.BatchSize}, {(options.MaxSteps is long ms ? $"{ms} steps" : $"{options.Epochs} epochs")}{(options.TimeBudgetSeconds is double tb ? $" or {tb} s" : string.Empty)}, crop {options.RandomCropPadding} flip {options.HorizontalFlip}, smoothing {options.LabelSmoothing}, seed {options.Seed}, {threads} threads")));
+    }
 
-        var trainer = new Trainer(options);
-        TrainingHistory history;
-        try
-        {
-            history = TrainingConsole.Run(quiet, progress => trainer.Train(network, train, validation, progress, cancellationToken));
-        }
-        catch (OperationCanceledException)
-        {
-            AnsiConsole.MarkupLine("[yellow]Training cancelled.[/]");
-            return 130;
-        }
-
+    private static TestOutcome EvaluateOnTest(BnCnn network, DataViewBatchSource test, CancellationToken cancellationToken)
+    {
         var evalClock = Stopwatch.StartNew();
         EvaluationResult result = Evaluation.Evaluate(network, test, cancellationToken: cancellationToken);
         double evalSeconds = evalClock.Elapsed.TotalSeconds;
         using var process = Process.GetCurrentProcess();
         process.Refresh();
-        long peakWorkingSet = process.PeakWorkingSet64;
-        long managedHeap = GC.GetTotalMemory(forceFullCollection: false);
-        long peakManaged = GC.GetGCMemoryInfo(GCKind.Any).HeapSizeBytes;
+        return new TestOutcome(result, evalSeconds, process.PeakWorkingSet64, GC.GetTotalMemory(forceFullCollection: false),
+            GC.GetGCMemoryInfo(GCKind.Any).HeapSizeBytes);
+    }
 
+    private static void PrintResults(TestOutcome outcome, TrainingHistory history)
+    {
         var table = new Table().AddColumn("metric").AddColumn("value");
-        table.AddRow("test accuracy", result.Accuracy.ToString("0.0000", CultureInfo.InvariantCulture));
-        table.AddRow("test loss", result.Loss.ToString("0.0000", CultureInfo.InvariantCulture));
+        table.AddRow("test accuracy", outcome.Result.Accuracy.ToString("0.0000", CultureInfo.InvariantCulture));
+        table.AddRow("test loss", outcome.Result.Loss.ToString("0.0000", CultureInfo.InvariantCulture));
         table.AddRow("train seconds", history.TrainSeconds.ToString("0.0", CultureInfo.InvariantCulture));
         table.AddRow("epochs / steps", $"{history.Epochs.Count} / {history.TotalSteps}");
         if (history.BestEpoch is int best)
@@ -369,55 +432,41 @@ internal static class TrainCommand
             table.AddRow("[red]diverged[/]", Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"step {d.Step} (epoch {d.Epoch + 1}), lr {d.LearningRate:G4}, loss {d.Loss}")));
         }
 
-        table.AddRow("peak working set", $"{peakWorkingSet / (1024.0 * 1024.0):0} MB");
-        table.AddRow("managed heap (end)", $"{managedHeap / (1024.0 * 1024.0):0} MB");
+        table.AddRow("peak working set", $"{outcome.PeakWorkingSet / (1024.0 * 1024.0):0} MB");
+        table.AddRow("managed heap (end)", $"{outcome.ManagedHeap / (1024.0 * 1024.0):0} MB");
         AnsiConsole.Write(table);
+    }
 
-        string? modelPath = p.GetValue(ModelOption);
-        if (modelPath is not null && !SaveModel(ml, network, history, modelPath))
+    private static void WriteMetrics(string metricsPath, TestOutcome outcome, TrainingHistory history, NetworkArchitecture architecture,
+        TrainerOptions options, int threads, long parameterCount, bool quiet)
+    {
+        var metrics = new JsonObject
         {
-            return 3;
-        }
-
-        string? csvPath = p.GetValue(HistoryCsvOption);
-        if (csvPath is not null)
+            ["testAccuracy"] = outcome.Result.Accuracy,
+            ["testLoss"] = outcome.Result.Loss,
+            ["testRows"] = outcome.Result.Count,
+            ["trainSeconds"] = history.TrainSeconds,
+            ["evaluationSeconds"] = outcome.EvaluationSeconds,
+            ["epochs"] = history.Epochs.Count,
+            ["steps"] = history.TotalSteps,
+            ["trainRows"] = history.TrainingRows,
+            ["diverged"] = history.Diverged,
+            ["stoppedByTimeBudget"] = history.StoppedByTimeBudget,
+            ["threads"] = threads,
+            ["peakWorkingSetBytes"] = outcome.PeakWorkingSet,
+            ["managedHeapBytes"] = outcome.ManagedHeap,
+            ["managedHeapSizeAtLastGcBytes"] = outcome.ManagedHeapAtLastGc,
+            ["parameters"] = parameterCount,
+            ["commandLine"] = string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
+            ["architecture"] = JsonNode.Parse(architecture.ToJson()),
+            ["trainerOptions"] = JsonSerializer.SerializeToNode(options, MetricsJson),
+            ["history"] = JsonNode.Parse(history.ToJson()),
+        };
+        File.WriteAllText(metricsPath, metrics.ToJsonString(MetricsJson));
+        if (!quiet)
         {
-            history.SaveCsv(csvPath);
+            AnsiConsole.MarkupLine($"metrics written to {Markup.Escape(Path.GetFullPath(metricsPath))}");
         }
-
-        string? metricsPath = p.GetValue(MetricsOutOption);
-        if (metricsPath is not null)
-        {
-            var metrics = new JsonObject
-            {
-                ["testAccuracy"] = result.Accuracy,
-                ["testLoss"] = result.Loss,
-                ["testRows"] = result.Count,
-                ["trainSeconds"] = history.TrainSeconds,
-                ["evaluationSeconds"] = evalSeconds,
-                ["epochs"] = history.Epochs.Count,
-                ["steps"] = history.TotalSteps,
-                ["trainRows"] = history.TrainingRows,
-                ["diverged"] = history.Diverged,
-                ["stoppedByTimeBudget"] = history.StoppedByTimeBudget,
-                ["threads"] = threads,
-                ["peakWorkingSetBytes"] = peakWorkingSet,
-                ["managedHeapBytes"] = managedHeap,
-                ["managedHeapSizeAtLastGcBytes"] = peakManaged,
-                ["parameters"] = parameterCount,
-                ["commandLine"] = string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
-                ["architecture"] = JsonNode.Parse(architecture.ToJson()),
-                ["trainerOptions"] = JsonSerializer.SerializeToNode(options, MetricsJson),
-                ["history"] = JsonNode.Parse(history.ToJson()),
-            };
-            File.WriteAllText(metricsPath, metrics.ToJsonString(MetricsJson));
-            if (!quiet)
-            {
-                AnsiConsole.MarkupLine($"metrics written to {Markup.Escape(Path.GetFullPath(metricsPath))}");
-            }
-        }
-
-        return history.Diverged ? 4 : 0;
     }
 
     /// <summary>

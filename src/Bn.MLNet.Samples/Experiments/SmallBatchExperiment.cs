@@ -55,6 +55,13 @@ internal static class SmallBatchExperiment
             }
         }
 
+        SaveResults(ctx, results, kinds);
+        SaveReport(ctx, results, kinds, batchSizes, rows, epochs, rateAt64);
+    }
+
+    /// <summary>small_batch.csv and the plot of test accuracy against batch size.</summary>
+    private static void SaveResults(ExperimentContext ctx, List<(NormalizationKind Kind, int Batch, ExperimentRun Run)> results, NormalizationKind[] kinds)
+    {
         var csv = new CsvTable("normalization", "batch_size", "test_accuracy", "train_seconds", "diverged");
         foreach (var (kind, batch, run) in results)
         {
@@ -65,7 +72,12 @@ internal static class SmallBatchExperiment
         LinePlot.Save(ctx.PathOf("small_batch.png"), "Test accuracy against batch size (equal image budget)", "batch size (log2)", "test accuracy",
             kinds.Select(k => new Curve(k.ToString(), results.Where(r => r.Kind == k).Select(r => ((double)r.Batch, r.Run.TestAccuracy)).ToList())),
             logX: true);
+    }
 
+    /// <summary>Writes report.md: the three small-batch claims checked against the runs, the table and the setup.</summary>
+    private static void SaveReport(ExperimentContext ctx, List<(NormalizationKind Kind, int Batch, ExperimentRun Run)> results, NormalizationKind[] kinds,
+        int[] batchSizes, int rows, int epochs, double rateAt64)
+    {
         double Acc(NormalizationKind k, int b) => results.First(r => r.Kind == k && r.Batch == b).Run.TestAccuracy;
         var report = new MarkdownReport("Batch Normalization's small-batch limit (Batch vs Group vs Layer normalization vs Batch Renormalization)");
         double bnDrop = Acc(NormalizationKind.Batch, 64) - Acc(NormalizationKind.Batch, 2);
