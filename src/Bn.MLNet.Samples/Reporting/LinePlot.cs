@@ -5,11 +5,6 @@ using OxyPlot.Series;
 
 namespace Bn.MLNet.Samples.Reporting;
 
-/// <summary>One named curve of a line plot.</summary>
-/// <param name="Name">Legend text.</param>
-/// <param name="Points">Points in x order.</param>
-public sealed record Curve(string Name, IReadOnlyList<(double X, double Y)> Points);
-
 /// <summary>Writes titled line plots with labelled axes and a legend as PNG files (OxyPlot on SkiaSharp).</summary>
 public static class LinePlot
 {
