@@ -218,23 +218,6 @@ public sealed class NetworkArchitecture
         }
     }
 
-    /// <summary>Spatial size after the convolution stages.</summary>
-    internal (int Channels, int Height, int Width) FeatureShape()
-    {
-        int c = InputChannels, h = InputHeight, w = InputWidth;
-        foreach (ConvStage s in ConvStages)
-        {
-            c = s.Channels;
-            if (s.MaxPool)
-            {
-                h /= 2;
-                w /= 2;
-            }
-        }
-
-        return (c, h, w);
-    }
-
     private static void Require(bool condition, string field, string message)
     {
         if (!condition)
