@@ -1,3 +1,4 @@
+using System.Globalization;
 using Bn.MLNet.Data;
 using Bn.MLNet.Networks;
 using Bn.MLNet.Samples.Reporting;
@@ -35,6 +36,8 @@ internal static class DeepSigmoidExperiment
 
     private sealed record Result(int Depth, bool Bn, double Multiplier, ExperimentRun Run, string LastSigmoid, LayerPercentiles? LastInput, double Saturated, double Spread)
     {
+        public bool Failed => Status is "fails" or "diverged";
+
         public string Status => Run.History.Diverged && Run.TestCurve.Count == 0 ? "diverged"
             : Run.BestTestAccuracy >= TrainsAt ? "trains" : Run.BestTestAccuracy < FailsBelow ? "fails" : "partly";
     }
@@ -141,17 +144,19 @@ internal static class DeepSigmoidExperiment
     {
         LinePlot.Save(ctx.PathOf("deep_sigmoid_accuracy_by_depth.png"), "Best test accuracy against depth, sigmoid MLP (100 units per layer)",
             "hidden sigmoid layers", "best test accuracy",
-            Multipliers.SelectMany(m => new[] { true, false }.Select(bn => new Curve($"{(bn ? "BN" : "No BN")}, lr x{m:g}",
-                results.Where(r => r.Bn == bn && r.Multiplier == m).Select(r => ((double)r.Depth, r.Run.BestTestAccuracy)).ToList()))),
-            yMin: 0, yMax: 1);
-        foreach (double m in Multipliers)
+            SeriesOrder.Select(s => new Curve(SeriesName(s.Bn, s.Multiplier),
+                results.Where(r => r.Bn == s.Bn && r.Multiplier == s.Multiplier).Select(r => ((double)r.Depth, r.Run.BestTestAccuracy)).ToList())),
+            yMin: 0, yMax: 1, legendOutside: true);
+        foreach (int depth in Depths)
         {
-            LinePlot.Save(ctx.PathOf($"deep_sigmoid_steps_x{m:g}.png"), $"Test accuracy against steps, lr x{m:g} ({BaseRate * m:g})",
-                "training steps", "test accuracy", results.Where(r => r.Multiplier == m).Select(r => r.Run.ToCurve()), yMin: 0, yMax: 1);
+            LinePlot.Save(ctx.PathOf(StepsPlotName(depth)), $"Test accuracy against steps, {depth} hidden sigmoid layers",
+                "training steps", "test accuracy",
+                SeriesOrder.Select(s => results.First(r => r.Depth == depth && r.Bn == s.Bn && r.Multiplier == s.Multiplier))
+                    .Select(r => new Curve(SeriesName(r.Bn, r.Multiplier), r.Run.TestCurve)),
+                yMin: 0, yMax: 1, legendOutside: true);
         }
 
-        int deepest = Depths[^1];
-        foreach (Result r in results.Where(r => r.Depth == deepest))
+        foreach (Result r in results.Where(r => r.Depth == Depths[^1]))
         {
             var points = LastSigmoidInputs(r);
             LinePlot.Save(ctx.PathOf(InputPlotName(r)), $"Last sigmoid's input, {r.Run.Name}", "training steps", "input value",
@@ -160,9 +165,18 @@ internal static class DeepSigmoidExperiment
                     new Curve("15th percentile", points.Select(q => ((double)q.Step, q.P.P15)).ToList()),
                     new Curve("50th percentile", points.Select(q => ((double)q.Step, q.P.P50)).ToList()),
                     new Curve("85th percentile", points.Select(q => ((double)q.Step, q.P.P85)).ToList()),
-                });
+                },
+                legendOutside: true);
         }
     }
+
+    /// <summary>The four series of the depth and step plots, in legend order (same colours in every plot).</summary>
+    private static IEnumerable<(bool Bn, double Multiplier)> SeriesOrder =>
+        Multipliers.SelectMany(m => new[] { true, false }.Select(bn => (bn, m)));
+
+    private static string SeriesName(bool bn, double multiplier) => $"{(bn ? "BN" : "No BN")}, lr x{multiplier:g}";
+
+    private static string StepsPlotName(int depth) => $"deep_sigmoid_steps_depth{depth}.png";
 
     private static string InputPlotName(Result r) => $"deep_sigmoid_input_depth{r.Depth}_{(r.Bn ? "bn" : "no_bn")}_x{r.Multiplier:g}.png";
 
@@ -187,10 +201,11 @@ internal static class DeepSigmoidExperiment
                          $"Saturated outputs: the share of the last sigmoid's outputs below {SaturatedOutput} or above {1 - SaturatedOutput} on the first " +
                          "2,000 test images after training (|input| > 3.9). Unit spread: the standard deviation of a unit's output across those images, " +
                          "averaged over the units (near 0 when every image gives the same output).");
+        DescribeFailures(report, results);
         report.Image("deep_sigmoid_accuracy_by_depth.png", "best test accuracy against depth");
-        foreach (double m in Multipliers)
+        foreach (int depth in Depths)
         {
-            report.Image($"deep_sigmoid_steps_x{m:g}.png", $"test accuracy against steps at x{m:g}");
+            report.Image(StepsPlotName(depth), $"test accuracy against steps, depth {depth}");
         }
 
         foreach (Result r in results.Where(r => r.Depth == Depths[^1]).OrderBy(r => r.Multiplier).ThenBy(r => r.Bn))
@@ -203,40 +218,67 @@ internal static class DeepSigmoidExperiment
 
     private static void AddClaims(MarkdownReport report, List<Result> results)
     {
-        string Accuracies(bool bn, double m) => string.Join(" / ", results.Where(r => r.Bn == bn && r.Multiplier == m).Select(r => $"{r.Run.BestTestAccuracy:F3}"));
+        string Accuracies(bool bn) => string.Join("; ", Multipliers.Select(m =>
+            $"x{m:g} {string.Join(" / ", results.Where(r => r.Bn == bn && r.Multiplier == m).Select(r => $"{r.Run.BestTestAccuracy:F3}"))}"));
         string depths = string.Join("/", Depths);
         int deepest = Depths[^1], shallowest = Depths[0];
         var bnRuns = results.Where(r => r.Bn).ToList();
         report.Claim("With BN, a deep sigmoid network trains, also at a 5× learning rate (sec. 4.2.1, 4.2.2)",
-            $"best test accuracy with BN at depth {depths}: x1 {Accuracies(true, 1)}; x5 {Accuracies(true, 5)}",
+            $"best test accuracy with BN at depth {depths}: {Accuracies(true)}",
             bnRuns.All(r => r.Status == "trains") ? "reproduced"
             : bnRuns.Where(r => r.Depth == deepest).All(r => r.Status != "trains") ? "not reproduced" : "partly reproduced");
 
-        var plainDeepest = results.Where(r => !r.Bn && r.Depth == deepest).ToList();
-        string failures = string.Join("; ", Multipliers.Select(m => $"x{m:g}: {FailureDepths(results, m)}"));
-        report.Claim("Without BN, a deep sigmoid network does not train (saturation; the sigmoid Inception never beat chance)",
-            $"best test accuracy without BN at depth {depths}: x1 {Accuracies(false, 1)}; x5 {Accuracies(false, 5)}. Fails (best < {FailsBelow}) at {failures}",
-            plainDeepest.All(r => r.Status is "fails" or "diverged") ? "reproduced"
-            : plainDeepest.Any(r => r.Status != "trains") ? "partly reproduced" : "not reproduced");
+        // The smallest depth from which every deeper no-BN network fails at every rate.
+        int? failsFrom = Depths.Where(d => results.Where(r => !r.Bn && r.Depth >= d).All(r => r.Failed)).Select(d => (int?)d).FirstOrDefault();
+        report.Claim("Without BN, a deep sigmoid network does not train (the sigmoid Inception never beat chance)",
+            $"best test accuracy without BN at depth {depths}: {Accuracies(false)}. " +
+            $"Fails (best < {FailsBelow}) at {string.Join("; ", Multipliers.Select(m => $"x{m:g}: {FailureDepths(results, m)}"))}",
+            failsFrom == shallowest ? "reproduced"
+            : failsFrom is int d ? $"reproduced from depth {d}"
+            : results.Any(r => !r.Bn && r.Depth == deepest && r.Status != "trains") ? "partly reproduced" : "not reproduced");
 
-        double Gap(int depth, double m) => results.First(r => r.Bn && r.Depth == depth && r.Multiplier == m).Run.BestTestAccuracy
-                                           - results.First(r => !r.Bn && r.Depth == depth && r.Multiplier == m).Run.BestTestAccuracy;
+        double Gap(int depth, double m) => Find(results, true, depth, m).Run.BestTestAccuracy - Find(results, false, depth, m).Run.BestTestAccuracy;
         report.Claim("BN's advantage for sigmoid networks grows with depth",
             string.Join("; ", Multipliers.Select(m => $"BN − no BN best accuracy at x{m:g}: {Gap(shallowest, m):F3} at depth {shallowest}, {Gap(deepest, m):F3} at depth {deepest}")),
             Multipliers.All(m => Gap(deepest, m) > Gap(shallowest, m) + 0.01));
 
-        Result plain = results.First(r => !r.Bn && r.Depth == deepest && r.Multiplier == Multipliers[^1]);
-        Result withBn = results.First(r => r.Bn && r.Depth == deepest && r.Multiplier == Multipliers[^1]);
-        report.Claim($"Without BN the sigmoid saturates; BN keeps its input in the non-saturated range (depth {deepest}, x{Multipliers[^1]:g})",
-            $"saturated last-sigmoid outputs on test images: {plain.Saturated:P1} without BN vs {withBn.Saturated:P1} with; " +
-            $"unit spread across images: {plain.Spread:F3} without vs {withBn.Spread:F3} with",
-            plain.Saturated > Math.Max(0.10, 2 * withBn.Saturated));
+        report.Claim($"Without BN the sigmoid saturates; BN keeps its input in the non-saturated range (depth {deepest})",
+            string.Join("; ", Multipliers.Select(m =>
+            {
+                Result plain = Find(results, false, deepest, m), withBn = Find(results, true, deepest, m);
+                return $"x{m:g}: saturated last-sigmoid outputs on test images {plain.Saturated:P1} without BN vs {withBn.Saturated:P1} with, " +
+                       $"median input at the end {Median(plain)} vs {Median(withBn)}";
+            })),
+            Multipliers.All(m => Find(results, false, deepest, m).Saturated > Math.Max(0.10, 2 * Find(results, true, deepest, m).Saturated)));
     }
+
+    private static Result Find(List<Result> results, bool bn, int depth, double multiplier) =>
+        results.First(r => r.Bn == bn && r.Depth == depth && r.Multiplier == multiplier);
+
+    private static string Median(Result r) => r.LastInput is { } p ? p.P50.ToString("F2", CultureInfo.InvariantCulture) : "–";
 
     /// <summary>The depths at which the no-BN network fails at <paramref name="multiplier"/>, e.g. "depth 8, 12" or "no depth".</summary>
     private static string FailureDepths(List<Result> results, double multiplier)
     {
-        var failed = results.Where(r => !r.Bn && r.Multiplier == multiplier && r.Status is "fails" or "diverged").Select(r => r.Depth).ToList();
+        var failed = results.Where(r => !r.Bn && r.Multiplier == multiplier && r.Failed).Select(r => r.Depth).ToList();
         return failed.Count == 0 ? "no depth" : "depth " + string.Join(", ", failed);
+    }
+
+    /// <summary>What the failed runs' last sigmoid looks like: its inputs' spread in a batch and across test images.</summary>
+    private static void DescribeFailures(MarkdownReport report, List<Result> results)
+    {
+        var failed = results.Where(r => r.Failed && r.LastInput is not null).ToList();
+        if (failed.Count == 0)
+        {
+            report.Paragraph("No run failed.");
+            return;
+        }
+
+        double batchRange = failed.Max(r => r.LastInput!.P85 - r.LastInput.P15);
+        report.Paragraph($"The {failed.Count} failed runs ({string.Join("; ", failed.Select(r => r.Run.Name))}) end with the last sigmoid's input " +
+                         $"between {failed.Min(r => r.LastInput!.P15):F2} and {failed.Max(r => r.LastInput!.P85):F2}, at most {batchRange:F3} between " +
+                         $"the 15th and 85th percentile of a batch, and a unit spread across test images of at most {failed.Max(r => r.Spread):F4} " +
+                         $"(at most {failed.Max(r => r.Saturated):P1} of the outputs saturated): when the spread is near 0, every image gives the " +
+                         "same output and the network predicts one class for all.");
     }
 }
