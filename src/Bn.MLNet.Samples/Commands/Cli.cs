@@ -23,6 +23,7 @@ public static class Cli
         root.Add(ExperimentCommand.Create());
         root.Add(BenchCommand.Create());
         root.Add(ImagePipelineCommand.Create());
+        root.Add(ExportOnnxCommand.Create());
         return root;
     }
 }

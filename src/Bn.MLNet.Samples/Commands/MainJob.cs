@@ -100,6 +100,12 @@ internal static class MainJob
         string modelPath = Path.Combine(output, "fashion-mnist-bncnn.zip");
         ml.Model.Save(model, train.Schema, modelPath);
         AnsiConsole.MarkupLine($"Model saved: {Markup.Escape(modelPath)} ({new FileInfo(modelPath).Length / 1024.0:N0} KB)");
+        if (ModelCommands.Find(model) is { } cnn)
+        {
+            // The same network as ONNX, next to the zip: scores without libtorch (ONNX Runtime or ApplyOnnxModel).
+            ExportOnnxCommand.Write(cnn, Path.ChangeExtension(modelPath, ".onnx"));
+        }
+
         (model as IDisposable)?.Dispose();
 
         // 4. Load in a new MLContext (as a scoring-only app would) and score a few test images.

@@ -68,7 +68,7 @@ internal static class TrainCommand
 
     private static readonly Option<NormalizationKind> NormalizationOption = new("--normalization", "-n")
     {
-        Description = "Batch (this library's BN), BatchNative (TorchSharp's), None (the paper's baseline), Group or Layer.",
+        Description = "Batch (this library's BN), BatchNative (TorchSharp's), None (the paper's baseline), Group, Layer, or BatchRenorm (Batch Renormalization, Ioffe 2017).",
         DefaultValueFactory = _ => NormalizationKind.Batch,
     };
 

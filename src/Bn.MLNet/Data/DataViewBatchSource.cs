@@ -131,9 +131,15 @@ public sealed class DataViewBatchSource : IBatchSource
     /// </summary>
     public bool UseSourceShuffling { get; init; } = true;
 
+    /// <summary>
+    /// What the data is, for error messages (for example "the training data"). Default "the data".
+    /// </summary>
+    public string DataName { get; init; } = "the data";
+
     /// <inheritdoc />
-    /// <exception cref="InvalidDataException">(During enumeration) a row has a missing label key (0) or a feature vector
-    /// of the wrong length; the message names the column and row.</exception>
+    /// <exception cref="InvalidDataException">(During enumeration) a row has a missing label key (0), a feature vector
+    /// of the wrong length, or a NaN or infinite feature value (also a Double outside Single's range); the message names
+    /// the column, the row (its position in the cursor: the row index when not shuffled), the slot and the value.</exception>
     public IEnumerable<MiniBatch> ReadEpoch(int batchSize, int epoch, bool shuffle, CancellationToken cancellationToken = default)
     {
         EpochShuffle.CheckArguments(batchSize, epoch);
@@ -150,7 +156,7 @@ public sealed class DataViewBatchSource : IBatchSource
         var cursorRandom = random is not null && UseSourceShuffling && _data.CanShuffle ? new Random(random.Next()) : null;
         int f = FeatureLength;
 
-        using var reader = new RowReader(_data.GetRowCursor([_featureColumn, _labelColumn], cursorRandom), _featureColumn, _labelColumn, f, ClassCount);
+        using var reader = new RowReader(_data.GetRowCursor([_featureColumn, _labelColumn], cursorRandom), _featureColumn, _labelColumn, f, ClassCount, DataName);
 
         if (random is null)
         {
@@ -289,17 +295,17 @@ public sealed class DataViewBatchSource : IBatchSource
         private readonly string _labelName;
         private readonly int _classCount;
 
-        public RowReader(DataViewRowCursor cursor, DataViewSchema.Column featureColumn, DataViewSchema.Column labelColumn, int featureLength, int classCount)
+        public RowReader(DataViewRowCursor cursor, DataViewSchema.Column featureColumn, DataViewSchema.Column labelColumn, int featureLength, int classCount, string dataName)
         {
             _cursor = cursor;
             _labelName = labelColumn.Name;
             _classCount = classCount;
             var itemType = ((VectorDataViewType)featureColumn.Type).ItemType;
             _features = itemType == NumberDataViewType.Single
-                ? new FeatureReader<float>(cursor, featureColumn, featureLength)
+                ? new FeatureReader<float>(cursor, featureColumn, featureLength, dataName)
                 : itemType == NumberDataViewType.Byte
-                    ? new FeatureReader<byte>(cursor, featureColumn, featureLength)
-                    : new FeatureReader<double>(cursor, featureColumn, featureLength);
+                    ? new FeatureReader<byte>(cursor, featureColumn, featureLength, dataName)
+                    : new FeatureReader<double>(cursor, featureColumn, featureLength, dataName);
             _label = ((KeyDataViewType)labelColumn.Type).RawType switch
             {
                 var t when t == typeof(uint) => KeyGetter<uint>(cursor, labelColumn, static v => v),
@@ -358,14 +364,16 @@ public sealed class DataViewBatchSource : IBatchSource
         private readonly ValueGetter<VBuffer<T>> _getter;
         private readonly string _name;
         private readonly int _length;
+        private readonly string _dataName;
         private VBuffer<T> _buffer;
 
-        public FeatureReader(DataViewRowCursor cursor, DataViewSchema.Column column, int length)
+        public FeatureReader(DataViewRowCursor cursor, DataViewSchema.Column column, int length, string dataName)
         {
             _cursor = cursor;
             _getter = cursor.GetGetter<VBuffer<T>>(column);
             _name = column.Name;
             _length = length;
+            _dataName = dataName;
         }
 
         public override void Read(Span<float> destination)
@@ -381,6 +389,7 @@ public sealed class DataViewBatchSource : IBatchSource
             if (_buffer.IsDense)
             {
                 Convert(values, destination);
+                CheckFinite(destination, values, default);
                 return;
             }
 
@@ -392,6 +401,39 @@ public sealed class DataViewBatchSource : IBatchSource
                 Convert(values.Slice(i, 1), one);
                 destination[indices[i]] = one[0];
             }
+
+            CheckFinite(destination, values, indices);
+        }
+
+        /// <summary>Refuses NaN and infinity (bytes are always finite); names the column, row, slot and value.</summary>
+        private void CheckFinite(ReadOnlySpan<float> converted, ReadOnlySpan<T> values, ReadOnlySpan<int> indices)
+        {
+            if (typeof(T) == typeof(byte) || !HasNonFinite(converted))
+            {
+                return;
+            }
+
+            int slot = 0;
+            while (float.IsFinite(converted[slot]))
+            {
+                slot++;
+            }
+
+            int valueIndex = indices.IsEmpty ? slot : indices.IndexOf(slot);
+            double original = typeof(T) == typeof(double) ? MemoryMarshal.Cast<T, double>(values)[valueIndex] : converted[slot];
+            throw new InvalidDataException(NonFiniteFeatureMessage.Create(_name, _dataName, _cursor.Position, slot, original));
+        }
+
+        private static bool HasNonFinite(ReadOnlySpan<float> values)
+        {
+            // x − x is 0 for finite x and NaN for NaN and ±∞, so one sum tells whether any value is not finite.
+            float sum = 0;
+            foreach (float v in values)
+            {
+                sum += v - v;
+            }
+
+            return sum != 0;
         }
 
         /// <summary>Widens or narrows to float; the type tests are resolved when the JIT specializes T.</summary>

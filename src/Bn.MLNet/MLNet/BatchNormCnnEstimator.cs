@@ -65,19 +65,31 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
         BatchNormCnnSchema.GetOutputShape(inputSchema, ColumnSettings.From(_options));
 
     /// <summary>Trains the network on <paramref name="input"/>.</summary>
-    /// <exception cref="ArgumentException">The columns do not fit (see <see cref="GetOutputSchema"/>; here the vector length is also checked).</exception>
+    /// <exception cref="ArgumentException">The columns do not fit (see <see cref="GetOutputSchema"/>; here the vector length is also
+    /// checked), or the training data or <see cref="BatchNormCnnOptions.ValidationData"/> has no rows.</exception>
+    /// <exception cref="InvalidDataException">A feature value of the training or validation data is NaN or infinite; the message
+    /// names the column, the row, the slot and the value, and ML.NET's ReplaceMissingValues and FilterRowsByMissingValues.</exception>
+    /// <exception cref="TrainingDivergedException">Training diverged before any optimizer step gave a finite network. When it
+    /// diverges later, the transformer holds the last finite state instead (weights and BN running statistics), the log
+    /// carries a warning, and <see cref="BatchNormCnnTransformer.TrainingHistory"/> the details (<see cref="TrainingHistory.Divergence"/>).</exception>
     /// <exception cref="OperationCanceledException"><see cref="BatchNormCnnOptions.CancellationToken"/> was cancelled.</exception>
+    /// <remarks>The libtorch thread count set by <see cref="BatchNormCnnOptions.Threads"/> holds during Fit only; the process's
+    /// previous count is put back when Fit returns or throws.</remarks>
     public BatchNormCnnTransformer Fit(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         var o = _options;
         var columns = ColumnSettings.From(o);
         BatchNormCnnSchema.CheckFeatureColumn(input.Schema, columns, nameof(input));
+        CheckHasRows(input, $"The training data (Fit's input, feature column '{columns.FeatureColumnName}', label column '{columns.LabelColumnName}') has no rows; " +
+            "training needs at least 2. Check the file or collection it was loaded from and any filter before the estimator.", nameof(input));
         var labelColumn = BatchNormCnnSchema.CheckLabelColumn(input.Schema, columns, nameof(input));
         var labels = ClassLabels.FromColumn(labelColumn);
         if (o.ValidationData is not null)
         {
             BatchNormCnnSchema.CheckFeatureColumn(o.ValidationData.Schema, columns, nameof(o.ValidationData));
+            CheckHasRows(o.ValidationData, "The validation data (BatchNormCnnOptions.ValidationData) has no rows; pass data with rows, or leave ValidationData null.",
+                nameof(o.ValidationData));
             var vl = BatchNormCnnSchema.CheckLabelColumn(o.ValidationData.Schema, columns, nameof(o.ValidationData));
             if (((KeyDataViewType)vl.Type).Count != (ulong)labels.Count)
             {
@@ -96,21 +108,23 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
         ch.Info(MessageSensitivity.None, "{0}", $"BatchNormCnn: training {architecture.ToJson()} on '{columns.FeatureColumnName}' ({columns.ShapeText}) → {labels.Count} classes; " +
                 $"{o.Epochs} epochs, batch {o.BatchSize}, {o.Optimizer} lr {o.LearningRate} ({o.Schedule}), seed {seed}, inference {o.InferenceMode}.");
 
+        using var threads = TorchThreadScope.Set(trainerOptions.Threads ?? Environment.ProcessorCount);
         torch.manual_seed(seed);
         var network = new BnCnn(architecture);
         try
         {
-            var train = new DataViewBatchSource(input, columns.FeatureColumnName, columns.LabelColumnName, columns.FeatureLength, o.ShuffleBufferSize, seed);
+            var train = new DataViewBatchSource(input, columns.FeatureColumnName, columns.LabelColumnName, columns.FeatureLength, o.ShuffleBufferSize, seed)
+            {
+                DataName = "the training data",
+            };
             var validation = o.ValidationData is null
                 ? null
-                : new DataViewBatchSource(o.ValidationData, columns.FeatureColumnName, columns.LabelColumnName, columns.FeatureLength, o.ShuffleBufferSize, seed);
+                : new DataViewBatchSource(o.ValidationData, columns.FeatureColumnName, columns.LabelColumnName, columns.FeatureLength, o.ShuffleBufferSize, seed)
+                {
+                    DataName = "the validation data (BatchNormCnnOptions.ValidationData)",
+                };
             var history = new Trainer(trainerOptions).Train(network, train, validation, new ChannelProgress(ch, o.Progress), o.CancellationToken);
-
-            if (history.Divergence is { } d)
-            {
-                ch.Warning(MessageSensitivity.None, "{0}", $"BatchNormCnn: training diverged at epoch {d.Epoch}, step {d.Step} (loss {d.Loss}, learning rate {d.LearningRate}); " +
-                           "the transformer keeps the last finite weights. See TrainingHistory.Divergence.");
-            }
+            ReportDivergence(ch, history, o);
 
             var last = history.Epochs.LastOrDefault();
             ch.Info(MessageSensitivity.None, "{0}", $"BatchNormCnn: trained {history.TotalSteps} steps on {history.TrainingRows} rows in {history.TrainSeconds:F1} s" +
@@ -132,6 +146,48 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
             network.Dispose();
             throw;
         }
+    }
+
+    private static void CheckHasRows(IDataView data, string message, string paramName)
+    {
+        if (data.GetRowCount() is long known ? known > 0 : HasFirstRow(data))
+            return;
+        throw new ArgumentException(message, paramName);
+    }
+
+    private static bool HasFirstRow(IDataView data)
+    {
+        using var cursor = data.GetRowCursor(Array.Empty<DataViewSchema.Column>());
+        return cursor.MoveNext();
+    }
+
+    /// <summary>
+    /// A diverged run keeps the last finite state (the trainer restored it) and is logged as a warning; when no optimizer
+    /// step ever gave a finite network (or the best validation epoch was not kept), there is nothing to return: throws.
+    /// </summary>
+    private static void ReportDivergence(IChannel ch, TrainingHistory history, BatchNormCnnOptions o)
+    {
+        if (history.Divergence is not { } d)
+            return;
+        string what = !d.NonFiniteState ? $"the loss was {d.Loss}"
+            : d.NonFiniteTensors.Count > 0 ? $"the weights or BN running statistics became NaN or infinite ({string.Join(", ", d.NonFiniteTensors)}) after a finite loss of {d.Loss:G6}"
+            : $"the eval-mode scores became NaN or infinite after a finite loss of {d.Loss:G6}";
+        string lr = $"learning rate {d.LearningRate:G4}";
+        string advice = $"Lower LearningRate (now {o.LearningRate:G4}" + (o.LearningRateMultiplier != 1 ? $", LearningRateMultiplier {o.LearningRateMultiplier:G4}" : string.Empty) +
+            $"), for example 10 times, or use a schedule that starts low (Schedule = OneCycle warms up; now {o.Schedule}).";
+        if (history.RestoredBestWeights || d.RestoredStep is > 0)
+        {
+            string kept = history.RestoredBestWeights
+                ? $"the transformer holds the best validation epoch ({history.BestEpoch})"
+                : $"the transformer holds the network as it was after step {d.RestoredStep} (weights and BN running statistics), the last finite state";
+            ch.Warning(MessageSensitivity.None, "{0}", $"BatchNormCnn: training diverged at epoch {d.Epoch}, step {d.Step} ({what}, {lr}); {kept}. " +
+                advice + " See TrainingHistory.Divergence.");
+            return;
+        }
+
+        throw new TrainingDivergedException(
+            $"BatchNormCnn: training diverged at step {d.Step} (epoch {d.Epoch}): {what}, {lr}; no optimizer step gave a finite network, so there is " +
+            "no trained model to return. " + advice, history);
     }
 
     /// <summary>Training mini-batches as tensors for Algorithm 2 (one pass, unshuffled; batches of one row are skipped).</summary>

@@ -30,13 +30,18 @@ internal sealed record NamedTensor(string Name, ScalarType DType, long[] Shape, 
 /// Format version history:
 /// <list type="bullet">
 /// <item><description>1 (Bn.MLNet 0.1): first version.</description></item>
+/// <item><description>
+/// 2: the architecture JSON gains <c>batchRenormRMax</c>, <c>batchRenormDMax</c> and <c>batchRenormWarmupSteps</c>, and
+/// <c>normalization</c> may be <c>BatchRenorm</c>; the byte layout is unchanged. Version 1 files (without these fields)
+/// load with the fields' defaults, which only Batch Renormalization reads.
+/// </description></item>
 /// </list>
 /// Any change of the layout below increments <see cref="FormatVersion"/>; a reader refuses versions above its own.
 /// </remarks>
 internal static class BatchNormCnnModelFormat
 {
     /// <summary>The payload format this code writes and the newest it reads.</summary>
-    public const int FormatVersion = 1;
+    public const int FormatVersion = 2;
 
     /// <summary>The oldest payload format this code reads.</summary>
     public const int MinFormatVersion = 1;
@@ -53,7 +58,7 @@ internal static class BatchNormCnnModelFormat
     public static byte[] WriteNetwork(BatchNormCnnModelContent c)
     {
         // Binary format of the side stream "BatchNormCnn.bin" (all little-endian, strings as BinaryWriter strings):
-        //   string   architecture JSON (NetworkArchitecture.ToJson)
+        //   string   architecture JSON (NetworkArchitecture.ToJson; from version 2 with the Batch Renormalization fields)
         //   int32    C; float32[C] input mean; float32[C] input standard deviation
         //   labels   ClassLabels.Write: int32 count; byte type code; count values
         //   string   training history JSON ("" when there is none)

@@ -1,4 +1,5 @@
 using Bn.MLNet.Networks;
+using Bn.MLNet.Normalization;
 using Bn.MLNet.Training;
 using Microsoft.ML;
 
@@ -13,14 +14,14 @@ public enum BatchNormInferenceMode
     /// <summary>
     /// After training, the moving averages are replaced by population statistics computed over one pass of the
     /// training data in training-mode mini-batches (the paper's Algorithm 2, steps 8–11). Needs
-    /// <see cref="NormalizationKind.Batch"/>.
+    /// <see cref="NormalizationKind.Batch"/> or <see cref="NormalizationKind.BatchRenorm"/>.
     /// </summary>
     PopulationStatistics,
 
     /// <summary>
     /// Every Batch Normalization is folded into the convolution or linear layer before it (same function as
     /// <see cref="RunningAverages"/>, fewer operations). Needs <see cref="NormalizationKind.Batch"/>,
-    /// <see cref="NormalizationKind.BatchNative"/> or <see cref="NormalizationKind.None"/>.
+    /// <see cref="NormalizationKind.BatchNative"/>, <see cref="NormalizationKind.BatchRenorm"/> or <see cref="NormalizationKind.None"/>.
     /// </summary>
     Folded,
 }
@@ -96,6 +97,25 @@ public sealed class BatchNormCnnOptions
     /// <summary>Groups of <see cref="NormalizationKind.Group"/>. Default 8.</summary>
     public int GroupCount { get; set; } = 8;
 
+    /// <summary>
+    /// Final r_max of <see cref="NormalizationKind.BatchRenorm"/>: r = σ_B/σ is clipped to [1/r_max, r_max] (≥ 1).
+    /// Default <see cref="BatchRenormSchedule.DefaultRMax"/> (3, the paper's).
+    /// </summary>
+    public double BatchRenormRMax { get; set; } = BatchRenormSchedule.DefaultRMax;
+
+    /// <summary>
+    /// Final d_max of <see cref="NormalizationKind.BatchRenorm"/>: d = (μ_B − μ)/σ is clipped to [−d_max, d_max] (≥ 0).
+    /// Default <see cref="BatchRenormSchedule.DefaultDMax"/> (5, the paper's).
+    /// </summary>
+    public double BatchRenormDMax { get; set; } = BatchRenormSchedule.DefaultDMax;
+
+    /// <summary>
+    /// Training steps over which <see cref="NormalizationKind.BatchRenorm"/> relaxes r_max from 1 and d_max from 0 to
+    /// their final values, linearly (≥ 0; 0 = final limits from the first step). Default
+    /// <see cref="BatchRenormSchedule.DefaultWarmupSteps"/> (2,000).
+    /// </summary>
+    public long BatchRenormWarmupSteps { get; set; } = BatchRenormSchedule.DefaultWarmupSteps;
+
     // ---- Training engine ---------------------------------------------------------------------------------------
 
     /// <summary>Passes over the training data. Default 10.</summary>
@@ -143,7 +163,10 @@ public sealed class BatchNormCnnOptions
     /// </summary>
     public int? Seed { get; set; }
 
-    /// <summary>libtorch threads. Default <see langword="null"/>: all cores.</summary>
+    /// <summary>
+    /// libtorch threads during Fit. Default <see langword="null"/>: all cores. The process-wide count
+    /// (<c>torch.set_num_threads</c>) is put back when Fit returns or throws; scoring does not change it.
+    /// </summary>
     public int? Threads { get; set; }
 
     /// <summary>Rows held by the streaming shuffle buffer. Default 8192.</summary>
@@ -200,6 +223,9 @@ public sealed class BatchNormCnnOptions
             BatchNormMomentum = BatchNormMomentum,
             BatchNormEps = BatchNormEps,
             GroupCount = GroupCount,
+            BatchRenormRMax = BatchRenormRMax,
+            BatchRenormDMax = BatchRenormDMax,
+            BatchRenormWarmupSteps = BatchRenormWarmupSteps,
         };
         a.Validate();
         return a;
@@ -251,10 +277,12 @@ public sealed class BatchNormCnnOptions
         Require(InferenceBatchSize >= 1, nameof(InferenceBatchSize), $"must be at least 1 (was {InferenceBatchSize})");
         Require(ShuffleBufferSize >= 1, nameof(ShuffleBufferSize), $"must be at least 1 (was {ShuffleBufferSize})");
         Require(Enum.IsDefined(InferenceMode), nameof(InferenceMode), $"unknown value {InferenceMode}");
-        Require(InferenceMode != BatchNormInferenceMode.PopulationStatistics || Normalization == NormalizationKind.Batch,
-            nameof(InferenceMode), $"PopulationStatistics needs Normalization = Batch (was {Normalization})");
-        Require(InferenceMode != BatchNormInferenceMode.Folded || Normalization is NormalizationKind.Batch or NormalizationKind.BatchNative or NormalizationKind.None,
-            nameof(InferenceMode), $"Folded needs Normalization = Batch, BatchNative or None (was {Normalization}, whose statistics depend on each input)");
+        Require(InferenceMode != BatchNormInferenceMode.PopulationStatistics || Normalization is NormalizationKind.Batch or NormalizationKind.BatchRenorm,
+            nameof(InferenceMode), $"PopulationStatistics needs Normalization = Batch or BatchRenorm (was {Normalization})");
+        Require(InferenceMode != BatchNormInferenceMode.Folded || Normalization is NormalizationKind.Batch or NormalizationKind.BatchNative or NormalizationKind.BatchRenorm or NormalizationKind.None,
+            nameof(InferenceMode), $"Folded needs Normalization = Batch, BatchNative, BatchRenorm or None (was {Normalization}, whose statistics depend on each input)");
+        BatchRenormSchedule.Validate(BatchRenormRMax, BatchRenormDMax, BatchRenormWarmupSteps,
+            nameof(BatchRenormRMax), nameof(BatchRenormDMax), nameof(BatchRenormWarmupSteps), "BatchNormCnnOptions.");
         Require(EarlyStoppingPatience is null || ValidationData is not null, nameof(EarlyStoppingPatience), "needs ValidationData");
         ToArchitecture(2);
         ToTrainerOptions(0);

@@ -55,13 +55,20 @@ internal sealed class NetworkScorer
         }
     }
 
-    /// <summary>Index of the largest probability of row <paramref name="row"/>, as a 1-based key.</summary>
+    /// <summary>
+    /// Index of the largest probability of row <paramref name="row"/>, as a 1-based key; the missing key 0 when the row's
+    /// scores are NaN (a NaN or infinite input value), as ML.NET's own scorers do.
+    /// </summary>
     public uint PredictedKey(float[] probabilities, int row)
     {
         var span = probabilities.AsSpan(row * ClassCount, ClassCount);
+        if (float.IsNaN(span[0]))
+            return 0;
         int best = 0;
         for (int i = 1; i < span.Length; i++)
         {
+            if (float.IsNaN(span[i]))
+                return 0;
             if (span[i] > span[best])
                 best = i;
         }

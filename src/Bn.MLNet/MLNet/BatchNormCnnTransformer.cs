@@ -15,12 +15,17 @@ namespace Bn.MLNet;
 /// <para><see cref="Transform"/> is lazy: its cursors read up to <see cref="InferenceBatchSize"/> rows ahead, score
 /// them in one forward pass under no_grad, and dispose every tensor. <see cref="GetRowToRowMapper"/> scores one row at
 /// a time, so <c>mlContext.Model.CreatePredictionEngine</c> works and agrees with <see cref="Transform"/>.</para>
+/// <para>NaN or infinity in a row's features: scoring does not check the values (one bad row must not fail a whole
+/// batch of scoring). That row's <c>Score</c> is NaN, its <c>PredictedLabel</c> the missing key 0 (as ML.NET's own
+/// scorers give), and its embedding may hold NaN; the other rows of the same forward pass are unaffected (eval mode has
+/// no batch statistics). Filter or replace such values first (<c>FilterRowsByMissingValues</c>,
+/// <c>ReplaceMissingValues</c>) when that matters. Scoring does not change libtorch's thread count.</para>
 /// <para>Thread safety: one transformer may serve several cursors and prediction engines on several threads at once;
 /// the network is only read.</para>
 /// <para>Save and load with <c>mlContext.Model.Save</c>/<c>Load</c>. A process that loads a model without having used
 /// Bn.MLNet before must call <see cref="BatchNormCnnCatalog.RegisterBatchNormCnn"/> (or touch any Bn.MLNet type) first.</para>
 /// </remarks>
-public sealed class BatchNormCnnTransformer : ITransformer, IDisposable
+public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
 {
     /// <summary>Loader signature written into ML.NET's model header.</summary>
     internal const string LoaderSignature = "BatchNormCnnTransformer";

@@ -464,7 +464,7 @@ public sealed class BnCnn : Module<Tensor, Tensor>
         throw new InvalidOperationException($"{module.GetName()} has no buffer '{name}'; batch normalization must track running statistics to be folded.");
     }
 
-    private static bool IsBatchNorm(NormalizationKind kind) => kind is NormalizationKind.Batch or NormalizationKind.BatchNative;
+    private static bool IsBatchNorm(NormalizationKind kind) => kind is NormalizationKind.Batch or NormalizationKind.BatchNative or NormalizationKind.BatchRenorm;
 
     private static Module<Tensor, Tensor> CreateActivation(ActivationKind kind) => kind switch
     {

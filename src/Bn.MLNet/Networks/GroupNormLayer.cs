@@ -31,6 +31,12 @@ internal sealed class GroupNormLayer : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>Number of groups.</summary>
+    public long Groups => _groups;
+
+    /// <summary>ε added to the variance.</summary>
+    public double Eps => _eps;
+
     public override Tensor forward(Tensor input)
     {
         if (input.dim() >= 3)

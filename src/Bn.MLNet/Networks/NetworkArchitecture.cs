@@ -56,6 +56,24 @@ public sealed class NetworkArchitecture
     /// <summary>Number of groups for <see cref="NormalizationKind.Group"/>; must divide every channel count and hidden width.</summary>
     public int GroupCount { get; set; } = 8;
 
+    /// <summary>
+    /// Final r_max of <see cref="NormalizationKind.BatchRenorm"/> (≥ 1). Default
+    /// <see cref="Bn.MLNet.Normalization.BatchRenormSchedule.DefaultRMax"/> (3, the paper's).
+    /// </summary>
+    public double BatchRenormRMax { get; set; } = Bn.MLNet.Normalization.BatchRenormSchedule.DefaultRMax;
+
+    /// <summary>
+    /// Final d_max of <see cref="NormalizationKind.BatchRenorm"/> (≥ 0). Default
+    /// <see cref="Bn.MLNet.Normalization.BatchRenormSchedule.DefaultDMax"/> (5, the paper's).
+    /// </summary>
+    public double BatchRenormDMax { get; set; } = Bn.MLNet.Normalization.BatchRenormSchedule.DefaultDMax;
+
+    /// <summary>
+    /// Training steps over which <see cref="NormalizationKind.BatchRenorm"/> relaxes r_max from 1 and d_max from 0 to their
+    /// final values, linearly (≥ 0). Default <see cref="Bn.MLNet.Normalization.BatchRenormSchedule.DefaultWarmupSteps"/> (2,000).
+    /// </summary>
+    public long BatchRenormWarmupSteps { get; set; } = Bn.MLNet.Normalization.BatchRenormSchedule.DefaultWarmupSteps;
+
     /// <summary>Feature values per input row: C×H×W.</summary>
     [JsonIgnore]
     public int InputLength => InputChannels * InputHeight * InputWidth;
@@ -139,6 +157,8 @@ public sealed class NetworkArchitecture
         }
 
         Require(GroupCount >= 1, nameof(GroupCount), $"must be at least 1 (was {GroupCount})");
+        Bn.MLNet.Normalization.BatchRenormSchedule.Validate(BatchRenormRMax, BatchRenormDMax, BatchRenormWarmupSteps,
+            nameof(BatchRenormRMax), nameof(BatchRenormDMax), nameof(BatchRenormWarmupSteps), "NetworkArchitecture.");
 
         int h = InputHeight, w = InputWidth;
         for (int i = 0; i < ConvStages!.Count; i++)

@@ -16,6 +16,7 @@ public static class InputStandardization
     /// squares (rows are C×H×W with <paramref name="channels"/> channels). Only one batch is held at a time.
     /// </summary>
     /// <exception cref="ArgumentException">The row length is not a multiple of <paramref name="channels"/>.</exception>
+    /// <exception cref="InvalidDataException">A value is NaN or infinite; the message names the row, the position and the value.</exception>
     public static InputStatistics Compute(IBatchSource source, int channels, int batchSize = 1000, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(source);
@@ -47,6 +48,11 @@ public static class InputStandardization
                         s2 += v * v;
                     }
 
+                    if (!double.IsFinite(s))
+                    {
+                        ThrowNonFinite(f, start, plane, rows + r, rowStart);
+                    }
+
                     sum[c] += s;
                     sumSq[c] += s2;
                 }
@@ -68,5 +74,13 @@ public static class InputStandardization
         }
 
         return new InputStatistics(mean, std, rows);
+    }
+
+    private static void ThrowNonFinite(float[] features, int start, int count, long row, int rowStart)
+    {
+        int i = Array.FindIndex(features, start, count, v => !float.IsFinite(v));
+        throw new InvalidDataException(
+            $"Training row {row} (0-based) holds {features[i].ToString(System.Globalization.CultureInfo.InvariantCulture)} at position {i - rowStart}; " +
+            "the input standardization and training need finite values. Replace or drop such rows before training.");
     }
 }

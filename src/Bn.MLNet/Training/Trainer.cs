@@ -27,9 +27,17 @@ namespace Bn.MLNet.Training;
 /// </para>
 /// <para>
 /// <b>Ending.</b> Cancellation throws <see cref="OperationCanceledException"/>. A NaN or infinite loss stops training
-/// without an update for that step and is recorded in <see cref="TrainingHistory.Divergence"/>; nothing is thrown. With a
-/// validation source the best epoch's weights are restored (unless disabled), also after divergence. The network is left
-/// in eval mode.
+/// without an update for that step; this, or a final network with NaN or infinite weights, running statistics or
+/// eval-mode scores, is recorded in <see cref="TrainingHistory.Divergence"/> and nothing is thrown. The network then gets
+/// back the last state whose weights, BN running statistics, eval-mode scores and training loss were all finite
+/// (<see cref="DivergenceInfo.RestoredStep"/>), because the diverged forward pass has already updated the running
+/// statistics and the update before it may already have written non-finite weights. With a validation source the best
+/// epoch's weights are restored (unless disabled), also after divergence, when they are finite. The network is left in
+/// eval mode.
+/// </para>
+/// <para>
+/// <b>Threads.</b> <see cref="TrainerOptions.Threads"/> is applied with <c>torch.set_num_threads</c> for the run only;
+/// the process's previous libtorch thread count is put back when <see cref="Train"/> returns or throws.
 /// </para>
 /// </summary>
 public sealed class Trainer
@@ -52,7 +60,10 @@ public sealed class Trainer
     /// <param name="progress">Optional progress receiver.</param>
     /// <param name="cancellationToken">Stops training with <see cref="OperationCanceledException"/>.</param>
     /// <returns>What happened, epoch by epoch and every K steps.</returns>
-    /// <exception cref="ArgumentException">The data do not match the network, a label is out of range, or there are fewer than 2 rows.</exception>
+    /// <exception cref="ArgumentException">The data do not match the network, a label is out of range, there are fewer than 2
+    /// training rows, or the validation source has none.</exception>
+    /// <exception cref="InvalidDataException">A training feature value is NaN or infinite (found by the pass before training), or a
+    /// <see cref="DataViewBatchSource"/> (training or validation, both read before training) meets one; the message names the row and the value.</exception>
     public TrainingHistory Train(
         BnCnn network,
         IBatchSource train,
@@ -80,7 +91,7 @@ public sealed class Trainer
             throw new ArgumentException($"TrainerOptions.RandomCropPadding {o.RandomCropPadding} must be smaller than the image.", nameof(TrainerOptions.RandomCropPadding));
         }
 
-        torch.set_num_threads(o.Threads ?? Environment.ProcessorCount);
+        using TorchThreadScope threads = TorchThreadScope.Set(o.Threads ?? Environment.ProcessorCount);
         torch.manual_seed(o.Seed);
         var clock = Stopwatch.StartNew();
         var history = new TrainingHistory { Layers = network.ProbedLayers.ToList() };
@@ -100,6 +111,11 @@ public sealed class Trainer
         if (rows < 2)
         {
             throw new ArgumentException($"Training needs at least 2 rows; the source has {rows}.", nameof(train));
+        }
+
+        if (validation is not null && CountRows(validation, cancellationToken) == 0)
+        {
+            throw new ArgumentException("The validation source has no rows; pass rows, or no validation source.", nameof(validation));
         }
 
         history.InputMean = network.InputMean;
@@ -122,12 +138,16 @@ public sealed class Trainer
         double bestMetric = double.NaN;
         int epochsWithoutImprovement = 0;
         long step = 0;
+        int lastEpoch = 0;
+        double lastLr = 0, lastLoss = double.NaN;
 
         using torch.optim.Optimizer optimizer = CreateOptimizer(network, o);
+        using var finiteState = new LastFiniteState(network);
         try
         {
             for (int epoch = 0; step < plannedSteps; epoch++)
             {
+                lastEpoch = epoch;
                 network.train();
                 double epochLoss = 0;
                 long epochCorrect = 0, epochImages = 0;
@@ -188,6 +208,7 @@ public sealed class Trainer
                         group.LearningRate = lr;
                     }
 
+                    lastLr = lr;
                     bool log = step % o.LogEverySteps == 0;
                     List<LayerPercentiles>? percentiles = log && o.RecordPercentiles ? new List<LayerPercentiles>() : null;
                     float lossValue;
@@ -196,6 +217,7 @@ public sealed class Trainer
                     {
                         Tensor x = torch.tensor(features, new long[] { n, c, h, w });
                         Tensor y = torch.tensor(labels, new long[] { n });
+                        finiteState.Capture(network, step, x);
                         Tensor logits = percentiles is null ? network.call(x) : network.ForwardRecording(x, percentiles, o.PercentileSampleSize);
                         Tensor loss = nn.functional.cross_entropy(logits, y, label_smoothing: o.LabelSmoothing);
                         lossValue = loss.item<float>();
@@ -206,6 +228,7 @@ public sealed class Trainer
                             break;
                         }
 
+                        finiteState.Confirm();
                         optimizer.zero_grad();
                         loss.backward();
                         optimizer.step();
@@ -216,6 +239,7 @@ public sealed class Trainer
                     }
 
                     step++;
+                    lastLoss = lossValue;
                     epochLoss += lossValue * n;
                     epochCorrect += correct;
                     epochImages += n;
@@ -353,6 +377,8 @@ public sealed class Trainer
                 Restore(network, best);
                 history.RestoredBestWeights = true;
             }
+
+            KeepLastFiniteState(network, history, finiteState, lastEpoch, step, lastLr, lastLoss);
         }
         finally
         {
@@ -363,6 +389,25 @@ public sealed class Trainer
         history.TotalSteps = step;
         history.TrainSeconds = clock.Elapsed.TotalSeconds;
         return history;
+    }
+
+    /// <summary>
+    /// After the loop: when training diverged, or the final update left NaN or infinite weights or statistics (or eval-mode
+    /// scores of the last probed rows), records it and writes back the last finite state, unless the restored best
+    /// validation epoch is finite.
+    /// </summary>
+    private static void KeepLastFiniteState(BnCnn network, TrainingHistory history, LastFiniteState finiteState, int epoch, long step, double lr, double loss)
+    {
+        List<string> nonFinite = StateSnapshot.NonFiniteTensors(network);
+        if (nonFinite.Count == 0 && (history.Divergence is null || history.RestoredBestWeights) && finiteState.CurrentScoresFinite(network))
+        {
+            return;
+        }
+
+        history.Divergence ??= new DivergenceInfo { Epoch = epoch, Step = step, LearningRate = lr, Loss = loss, NonFiniteState = true };
+        history.Divergence.NonFiniteTensors = nonFinite;
+        history.RestoredBestWeights = false; // when it was restored, the best epoch's state is not finite either
+        history.Divergence.RestoredStep = finiteState.Restore(network);
     }
 
     private static torch.optim.Optimizer CreateOptimizer(BnCnn network, TrainerOptions o)

@@ -74,7 +74,8 @@ public sealed class TrainerOptions
     /// </summary>
     public int Seed { get; set; } = 1;
 
-    /// <summary>libtorch intra-op threads (<c>torch.set_num_threads</c>); null uses every core.</summary>
+    /// <summary>libtorch intra-op threads (<c>torch.set_num_threads</c>) during <see cref="Trainer.Train"/>, which puts the
+    /// previous count back when it returns or throws; null uses every core.</summary>
     public int? Threads { get; set; }
 
     /// <summary>Whether rows are shuffled each epoch.</summary>

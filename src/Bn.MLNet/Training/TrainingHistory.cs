@@ -55,8 +55,28 @@ public sealed class DivergenceInfo
     /// <summary>Learning rate of that step.</summary>
     public double LearningRate { get; set; }
 
-    /// <summary>The loss value ("NaN", "Infinity" or "-Infinity" in JSON).</summary>
+    /// <summary>
+    /// The loss value ("NaN", "Infinity" or "-Infinity" in JSON). When <see cref="NonFiniteState"/> is set, the last
+    /// finite loss before the state went bad.
+    /// </summary>
     public double Loss { get; set; }
+
+    /// <summary>
+    /// True when the last loss was finite but the network that training ended with was not: its weights or running
+    /// statistics held NaN or infinity (the last update overflowed), or its eval-mode scores of a few training rows did.
+    /// </summary>
+    public bool NonFiniteState { get; set; }
+
+    /// <summary>The network tensors (state-dict names) that held NaN or infinity when training stopped.</summary>
+    public List<string> NonFiniteTensors { get; set; } = new();
+
+    /// <summary>
+    /// The network was restored to its state after this many optimizer steps: the last state whose weights and
+    /// buffers (BN running mean, variance and batch counter) were all finite and whose training loss was finite.
+    /// 0 is the initial, untrained network. Null when no such state was restored (the best validation epoch was kept,
+    /// or the very first forward pass already diverged).
+    /// </summary>
+    public long? RestoredStep { get; set; }
 }
 
 /// <summary>What a <see cref="Trainer"/> run did: per-epoch and per-K-step records, and how it ended. Exports CSV and JSON.</summary>
@@ -79,7 +99,10 @@ public sealed class TrainingHistory
     /// <summary>The probed layers, in the order of each row's percentiles.</summary>
     public List<ProbedLayer> Layers { get; set; } = new();
 
-    /// <summary>Set when a NaN or infinite loss stopped training.</summary>
+    /// <summary>
+    /// Set when a NaN or infinite loss, or NaN or infinite weights or running statistics, stopped training; the network
+    /// then holds the last finite state (see <see cref="DivergenceInfo.RestoredStep"/>).
+    /// </summary>
     public DivergenceInfo? Divergence { get; set; }
 
     /// <summary>True when training stopped on a NaN or infinite loss.</summary>

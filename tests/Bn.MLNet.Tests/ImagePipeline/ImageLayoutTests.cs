@@ -107,7 +107,9 @@ public class ImageLayoutTests(ImageFolderFixture images) : IClassFixture<ImageFo
         {
             ImageChannels = 3, ImageHeight = H, ImageWidth = W, ConvStages = [], HiddenLayers = [4], MaxSteps = 1, BatchSize = 4, Seed = 1,
         };
-        var model = Preprocessing(ml, dir.Path, 3, H, W).Append(ml.Transforms.BatchNormCnn(options)).Fit(data);
+        var estimator = Preprocessing(ml, dir.Path, 3, H, W).Append(ml.Transforms.BatchNormCnn(options));
+        var model = estimator.Fit(data);
+        MLNet.EstimatorWorkout.Run(ml, estimator, model, data, data, ImagePathColumn, "Score", "PredictedLabel");
         var mean = ModelCommands.Find(model)!.Network.InputMean;
         Assert.Equal((warm.Red + cold.Red) / 2f, mean[0], 3);
         Assert.Equal((warm.Green + cold.Green) / 2f, mean[1], 3);

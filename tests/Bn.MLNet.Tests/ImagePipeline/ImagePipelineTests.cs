@@ -21,7 +21,9 @@ public class ImagePipelineTests(ImageFolderFixture images, ITestOutputHelper out
         var test = ml.Data.LoadFromEnumerable(images.Test);
         Assert.Contains(images.Train, f => f.ImagePath.EndsWith("03.png", StringComparison.Ordinal)); // a colour image (every 4th)
 
-        var model = Pipeline(ml, images.Root, ImageFolderFixture.SmallOptions(channels: 3), embeddingHead: false).Fit(train);
+        var estimator = Pipeline(ml, images.Root, ImageFolderFixture.SmallOptions(channels: 3), embeddingHead: false);
+        var model = estimator.Fit(train);
+        MLNet.EstimatorWorkout.Run(ml, estimator, model, train, ml.Data.TakeRows(test, 16), ImagePathColumn, CnnScoreColumn, CnnPredictedLabelColumn, EmbeddingColumn, "PredictedClass");
         var scored = model.Transform(test);
         var features = (VectorDataViewType)scored.Schema[FeaturesColumn].Type;
         Assert.Equal([3, 28, 28], features.Dimensions.ToArray());
@@ -57,7 +59,9 @@ public class ImagePipelineTests(ImageFolderFixture images, ITestOutputHelper out
         var train = ml.Data.LoadFromEnumerable(images.Train);
         var test = ml.Data.LoadFromEnumerable(images.Test);
         var options = ImageFolderFixture.SmallOptions(channels: 1);
-        var model = Pipeline(ml, images.Root, options, embeddingHead: true).Fit(train);
+        var estimator = Pipeline(ml, images.Root, options, embeddingHead: true);
+        var model = estimator.Fit(train);
+        MLNet.EstimatorWorkout.Run(ml, estimator, model, train, ml.Data.TakeRows(test, 16), ImagePathColumn, CnnScoreColumn, CnnPredictedLabelColumn, EmbeddingColumn);
 
         var scored = model.Transform(test);
         var embedding = (VectorDataViewType)scored.Schema[EmbeddingColumn].Type;

@@ -184,7 +184,9 @@ public class BatchNormCnnPipelineTests
         options.Progress = new SyncProgress<TrainingProgress>(reports.Add);
         var data = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(Rows(FashionMnistSplit.Train, 200)))
             .Transform(ml.Data.LoadFromEnumerable(Rows(FashionMnistSplit.Train, 200)));
-        using var model = ml.Transforms.BatchNormCnn(options).Fit(data);
+        var estimator = ml.Transforms.BatchNormCnn(options);
+        using var model = estimator.Fit(data);
+        EstimatorWorkout.Run(ml, estimator, model, data, ml.Data.TakeRows(data, 24), "Features", "Score", "PredictedLabel");
         Assert.Contains(messages, m => m.Contains("BatchNormCnn: training", StringComparison.Ordinal));
         Assert.Contains(messages, m => m.Contains("BatchNormCnn: epoch 1/1", StringComparison.Ordinal));
         Assert.Contains(reports, r => r.EpochCompleted);
@@ -218,7 +220,9 @@ public class BatchNormCnnPipelineTests
         options.EmbeddingColumnName = "Embedding";
         var key = ml.Transforms.Conversion.MapValueToKey("Label").Fit(ml.Data.LoadFromEnumerable(Rows(FashionMnistSplit.Train, 200)));
         var data = key.Transform(ml.Data.LoadFromEnumerable(Rows(FashionMnistSplit.Train, 200)));
-        using var model = ml.Transforms.BatchNormCnn(options).Fit(data);
+        var estimator = ml.Transforms.BatchNormCnn(options);
+        using var model = estimator.Fit(data);
+        EstimatorWorkout.Run(ml, estimator, model, data, ml.Data.TakeRows(data, 24), "Features", "Score", "PredictedLabel", "Embedding");
         var scored = model.Transform(data);
         Assert.Equal(new VectorDataViewType(NumberDataViewType.Single, 32), scored.Schema["Embedding"].Type);
         var embeddings = scored.GetColumn<float[]>("Embedding").Take(5).ToArray();
@@ -273,8 +277,10 @@ public class BatchNormCnnPipelineTests
         var keyMap = ml.Transforms.Conversion.MapValueToKey("Label").Fit(data);
         options.ValidationData = keyMap.Transform(validation);
         options.EarlyStoppingPatience = 5;
-        var model = keyMap.Append(ml.Transforms.BatchNormCnn(options).Fit(keyMap.Transform(data)));
+        var estimator = ml.Transforms.BatchNormCnn(options);
+        var model = keyMap.Append(estimator.Fit(keyMap.Transform(data)));
         var bn = model.LastTransformer;
+        EstimatorWorkout.Run(ml, estimator, bn, keyMap.Transform(data), keyMap.Transform(validation), "Features", "Score", "PredictedLabel");
         Assert.Equal(2, bn.TrainingHistory!.Epochs.Count);
         Assert.All(bn.TrainingHistory.Epochs, e => Assert.NotNull(e.ValidationAccuracy));
 

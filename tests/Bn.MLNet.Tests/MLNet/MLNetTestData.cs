@@ -72,6 +72,8 @@ internal static class MLNetTestData
             .Append(ml.Transforms.BatchNormCnn(options))
             .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
         var model = pipeline.Fit(train);
+        string[] outputs = options.EmbeddingColumnName is { } embedding ? ["Score", "PredictedLabel", embedding] : ["Score", "PredictedLabel"];
+        EstimatorWorkout.Run(ml, pipeline, model, train, ml.Data.TakeRows(test, 24), "Features", outputs);
         return new TrainedPipeline(ml, train, test, model);
     }
 

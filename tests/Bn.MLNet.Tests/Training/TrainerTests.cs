@@ -191,6 +191,102 @@ public class TrainerTests
     }
 
     [Fact]
+    public void DivergenceRestoresTheLastFiniteWeightsAndRunningStatistics()
+    {
+        using BnCnn net = Build(SmallCnn());
+        var options = Fast();
+        options.Schedule = LearningRateScheduleKind.Constant;
+        options.LearningRate = 1e6;
+        options.Epochs = 5;
+        TrainingHistory h = new Trainer(options).Train(net, SyntheticData.Images(320, seed: 1));
+
+        DivergenceInfo d = Assert.IsType<DivergenceInfo>(h.Divergence);
+        Assert.NotNull(d.RestoredStep);
+        Assert.True(d.RestoredStep < d.Step);
+        Assert.Contains(d.NonFiniteTensors, n => n.EndsWith("running_var", StringComparison.Ordinal) || n.EndsWith("weight", StringComparison.Ordinal));
+        foreach ((string name, Tensor t) in net.state_dict())
+        {
+            if (t.is_floating_point())
+                Assert.True(torch.isfinite(t).all().item<bool>(), $"{name} is not finite");
+            else if (name.EndsWith("num_batches_tracked", StringComparison.Ordinal))
+                Assert.Equal(d.RestoredStep, t.item<long>()); // the counter as it was before the restored step's forward pass
+        }
+
+        // Eval-mode scores of rows like the training rows are finite.
+        MiniBatch batch = SyntheticData.Images(64, seed: 2).ReadEpoch(64, 0, shuffle: false).First();
+        using (torch.no_grad())
+        {
+            using Tensor logits = net.call(torch.tensor(batch.Features, new long[] { 64, 1, 12, 12 }));
+            using Tensor p = torch.nn.functional.softmax(logits, 1);
+            Assert.True(torch.isfinite(p).all().item<bool>());
+        }
+
+        Assert.Contains("\"restoredStep\"", h.ToJson());
+    }
+
+    [Fact]
+    public void AFinalUpdateThatOverflowsIsRecordedAndUndone()
+    {
+        using BnCnn net = Build(SmallCnn());
+        var options = Fast();
+        options.Schedule = LearningRateScheduleKind.Constant;
+        options.LearningRate = 1e30;
+        options.MaxSteps = 1; // the only loss is finite; the update after it is not checked by any later loss
+        TrainingHistory h = new Trainer(options).Train(net, SyntheticData.Images(64, seed: 1));
+
+        DivergenceInfo d = Assert.IsType<DivergenceInfo>(h.Divergence);
+        Assert.True(d.NonFiniteState);
+        Assert.True(double.IsFinite(d.Loss));
+        Assert.Equal(1, d.Step);
+        Assert.Equal(0, d.RestoredStep); // the initial network: the estimator refuses to return it
+        Assert.Equal(1, h.TotalSteps);
+        foreach ((string name, Tensor t) in net.state_dict())
+        {
+            if (t.is_floating_point())
+                Assert.True(torch.isfinite(t).all().item<bool>(), $"{name} is not finite");
+        }
+    }
+
+    [Fact]
+    public void TrainPutsBackTheProcessThreadCount()
+    {
+        int before = torch.get_num_threads();
+        int host = before == 3 ? 2 : 3;
+        torch.set_num_threads(host);
+        try
+        {
+            using BnCnn net = Build(SmallCnn());
+            var options = Fast();
+            options.Epochs = 1;
+            new Trainer(options).Train(net, SyntheticData.Images(64, seed: 1));
+            Assert.Equal(host, torch.get_num_threads());
+            using var cts = new CancellationTokenSource();
+            cts.Cancel();
+            Assert.ThrowsAny<OperationCanceledException>(() => new Trainer(options).Train(net, SyntheticData.Images(64, seed: 1), cancellationToken: cts.Token));
+            Assert.Equal(host, torch.get_num_threads());
+        }
+        finally
+        {
+            torch.set_num_threads(before);
+        }
+    }
+
+    [Fact]
+    public void NonFiniteRowsAndEmptyValidationAreNamed()
+    {
+        using BnCnn net = Build(SmallCnn());
+        var features = new float[10 * 144];
+        features[(4 * 144) + 9] = float.PositiveInfinity;
+        var source = new ArrayBatchSource(features, new int[10], 144);
+        var e = Assert.Throws<InvalidDataException>(() => new Trainer(Fast()).Train(net, source));
+        Assert.Equal("Training row 4 (0-based) holds Infinity at position 9; the input standardization and training need finite values. Replace or drop such rows before training.", e.Message);
+
+        var empty = new ArrayBatchSource(Array.Empty<float>(), Array.Empty<int>(), 144);
+        var v = Assert.Throws<ArgumentException>(() => new Trainer(Fast()).Train(net, SyntheticData.Images(64, seed: 1), empty));
+        Assert.StartsWith("The validation source has no rows; pass rows, or no validation source.", v.Message);
+    }
+
+    [Fact]
     public void NormalLearningRateDoesNotDiverge()
     {
         using BnCnn net = Build(SmallCnn(NormalizationKind.None));
