@@ -59,10 +59,16 @@ public abstract class MLNetBenchmarkBase
     /// <summary>The same labels (0-based).</summary>
     protected long[] Labels { get; private set; } = [];
 
-    /// <summary>The estimator options (default network, one epoch, constant learning rate).</summary>
+    /// <summary>
+    /// The estimator options (default network, one epoch, constant learning rate; no label smoothing and no augmentation,
+    /// as in the raw loop it is compared with).
+    /// </summary>
     protected static BatchNormCnnOptions Options() => new()
     {
         Epochs = 1,
+        LabelSmoothing = 0,
+        RandomCropPadding = 0,
+        HorizontalFlip = false,
         BatchSize = BatchSize,
         InferenceBatchSize = BatchSize,
         Seed = Seed,

@@ -11,7 +11,7 @@ internal static class ExportOnnxCommand
     {
         var model = new Option<FileInfo>("--model")
         {
-            Description = "Model zip saved with mlContext.Model.Save (the main job writes runs/main/fashion-mnist-bncnn.zip).",
+            Description = "Model zip saved with mlContext.Model.Save (train --model writes one; the main job writes runs/main/fashion-mnist-bncnn.zip), or a network saved with BnCnn.Save.",
             HelpName = "PATH",
             Required = true,
         }.AcceptExistingOnly();
@@ -36,13 +36,12 @@ internal static class ExportOnnxCommand
     public static int Export(string modelPath, string onnxPath)
     {
         var ml = new MLContext();
-        ml.ComponentCatalog.RegisterBatchNormCnn();
         ITransformer loaded;
         try
         {
-            loaded = ml.Model.Load(modelPath, out _);
+            loaded = ModelCommands.Load(ml, modelPath);
         }
-        catch (Exception ex) when (ex is IOException or InvalidDataException or FormatException or InvalidOperationException)
+        catch (Exception ex) when (ex is IOException or InvalidDataException or FormatException or InvalidOperationException or ArgumentException or UnauthorizedAccessException)
         {
             AnsiConsole.MarkupLine($"[red]Cannot load model {Markup.Escape(modelPath)}:[/] {Markup.Escape(ex.Message)}");
             return 2;

@@ -71,18 +71,8 @@ internal static class ImagePipelineCommand
             HelpName = "DIR",
             DefaultValueFactory = _ => Path.Combine("runs", "image-pipeline"),
         };
-        var trainCount = new Option<int>("--train-count")
-        {
-            Description = "Fashion-MNIST training images written as files (ignored with --images).",
-            HelpName = "N",
-            DefaultValueFactory = _ => 2000,
-        }.AtLeast(10);
-        var testCount = new Option<int>("--test-count")
-        {
-            Description = "Fashion-MNIST test images written as files (ignored with --images).",
-            HelpName = "N",
-            DefaultValueFactory = _ => 500,
-        }.AtLeast(1);
+        var trainCount = CountOption("--train-count", "Fashion-MNIST training images written as files (ignored with --images).", 2000, 10);
+        var testCount = CountOption("--test-count", "Fashion-MNIST test images written as files (ignored with --images).", 500, 1);
         var channels = new Option<int>("--channels")
         {
             Description = "3: ExtractPixels takes the R, G and B planes (ImageChannels 3); 1: ConvertToGrayscale, then the red plane only (ImageChannels 1).",
@@ -96,12 +86,7 @@ internal static class ImagePipelineCommand
             HelpName = "SIZE",
             DefaultValueFactory = _ => 28,
         }.AtLeast(8);
-        var epochs = new Option<int>("--epochs")
-        {
-            Description = "Training epochs of the network.",
-            HelpName = "N",
-            DefaultValueFactory = _ => 2,
-        }.AtLeast(1);
+        var epochs = CountOption("--epochs", "Training epochs of the network.", 2, 1);
         var data = new Option<string?>("--data")
         {
             Description = "Folder with the Fashion-MNIST IDX files (default: the bundled datasets/fashion-mnist).",
@@ -122,6 +107,14 @@ internal static class ImagePipelineCommand
         return command;
     }
 
+    /// <summary>An option taking a count N of at least <paramref name="minimum"/>.</summary>
+    private static Option<int> CountOption(string name, string description, int defaultValue, int minimum) => new Option<int>(name)
+    {
+        Description = description,
+        HelpName = "N",
+        DefaultValueFactory = _ => defaultValue,
+    }.AtLeast(minimum);
+
     /// <summary>Settings of one run.</summary>
     internal sealed record Settings(string? Images, string Out, int TrainCount, int TestCount, int Channels, int Size, int Epochs, string? Data);
 
@@ -132,9 +125,31 @@ internal static class ImagePipelineCommand
         string output = Path.GetFullPath(s.Out);
         Directory.CreateDirectory(output);
         var ml = new MLContext(seed: 1);
+        if (PrepareImages(s, ml, output, out string root, out IDataView train, out IDataView test) is int failed)
+        {
+            return failed;
+        }
 
-        string root;
-        IDataView train, test;
+        PrintPipeline(s);
+        if (TrainPipeline(s, ml, root, train, cancellationToken, out ITransformer model) is int refused)
+        {
+            return refused;
+        }
+
+        PrintHeldOutAccuracy(ml, model.Transform(test));
+        int differing = SaveAndReload(ml, model, train, test, output);
+        AnsiConsole.MarkupLine($"Done in {clock.Elapsed.TotalMinutes:0.0} min.");
+        return differing == 0 ? 0 : 1;
+    }
+
+    /// <summary>
+    /// Lists the user's images (split 80/20) or writes Fashion-MNIST PNGs into <paramref name="output"/>; returns an exit
+    /// code when the images cannot be prepared, null otherwise.
+    /// </summary>
+    private static int? PrepareImages(Settings s, MLContext ml, string output, out string root, out IDataView train, out IDataView test)
+    {
+        root = string.Empty;
+        train = test = null!;
         try
         {
             if (s.Images is not null)
@@ -172,13 +187,22 @@ internal static class ImagePipelineCommand
             return 3;
         }
 
+        return null;
+    }
+
+    private static void PrintPipeline(Settings s)
+    {
         AnsiConsole.Write(new Rule("[bold]image-pipeline[/]: ML.NET image transforms → BatchNormCnn → SdcaMaximumEntropy on the embedding").LeftJustified());
         string pixels = s.Channels == 3 ? "ExtractPixels(Rgb, planar)" : "ConvertToGrayscale → ExtractPixels(Red, planar)";
         AnsiConsole.MarkupLine(Markup.Escape(
             $"Pipeline: MapValueToKey(Label ← Class) → LoadImages → ResizeImages({s.Size}×{s.Size}) → {pixels} → " +
             $"BatchNormCnn(ImageChannels {s.Channels}, {s.Size}×{s.Size}; Embedding) → SdcaMaximumEntropy(Embedding) → MapKeyToValue"));
+    }
 
-        ITransformer model;
+    /// <summary>Fits the whole pipeline with a progress display; returns an exit code when cancelled or refused, null otherwise.</summary>
+    private static int? TrainPipeline(Settings s, MLContext ml, string root, IDataView train, CancellationToken cancellationToken, out ITransformer model)
+    {
+        model = null!;
         try
         {
             model = TrainingConsole.Run(quiet: false, progress =>
@@ -196,6 +220,7 @@ internal static class ImagePipelineCommand
                 };
                 return Pipeline(ml, root, options, embeddingHead: true).Fit(train);
             });
+            return null;
         }
         catch (OperationCanceledException)
         {
@@ -207,15 +232,21 @@ internal static class ImagePipelineCommand
             AnsiConsole.MarkupLine($"[red]The pipeline was refused:[/] {Markup.Escape(ex.Message)}");
             return 2;
         }
+    }
 
-        IDataView testScored = model.Transform(test);
+    private static void PrintHeldOutAccuracy(MLContext ml, IDataView testScored)
+    {
         var (cnn, head) = EvaluateHeads(ml, testScored);
         var table = new Table().Title($"Held-out images ({testScored.GetColumn<string>(ClassColumn).Count():N0})")
             .AddColumn("head").AddColumn("accuracy (micro)").AddColumn("macro accuracy").AddColumn("log-loss");
         table.AddRow("BatchNormCnn (CnnScore)", F(cnn.MicroAccuracy), F(cnn.MacroAccuracy), F(cnn.LogLoss));
         table.AddRow("SdcaMaximumEntropy on Embedding (Score)", F(head.MicroAccuracy), F(head.MacroAccuracy), F(head.LogLoss));
         AnsiConsole.Write(table);
+    }
 
+    /// <summary>Saves the model, loads it in a new context and returns how many held-out score vectors differ (both heads); disposes both models.</summary>
+    private static int SaveAndReload(MLContext ml, ITransformer model, IDataView train, IDataView test, string output)
+    {
         string modelPath = Path.Combine(output, "image-pipeline.zip");
         ml.Model.Save(model, train.Schema, modelPath);
         AnsiConsole.MarkupLine($"Model saved: {Markup.Escape(modelPath)} ({new FileInfo(modelPath).Length / 1024.0:N0} KB)");
@@ -230,8 +261,7 @@ internal static class ImagePipelineCommand
             : $"[red]Loaded model differs on {differing} score vector(s).[/]");
         (model as IDisposable)?.Dispose();
         (loaded as IDisposable)?.Dispose();
-        AnsiConsole.MarkupLine($"Done in {clock.Elapsed.TotalMinutes:0.0} min.");
-        return differing == 0 ? 0 : 1;
+        return differing;
     }
 
     /// <summary>

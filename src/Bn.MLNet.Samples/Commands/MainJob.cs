@@ -66,24 +66,7 @@ internal static class MainJob
         AnsiConsole.MarkupLine($"Training on {train.GetRowCount():N0} Fashion-MNIST images, {epochs} epoch(s), {Environment.ProcessorCount} threads");
 
         // 1. Fit: the estimator trains the network with mini-batches streamed from the IDataView.
-        ITransformer model;
-        try
-        {
-            model = TrainingConsole.Run(quiet: false, progress =>
-            {
-                var options = new BatchNormCnnOptions
-                {
-                    Epochs = epochs,
-                    Seed = 1,
-                    RandomCropPadding = 2,
-                    HorizontalFlip = true,
-                    Progress = progress,
-                    CancellationToken = cancellationToken,
-                };
-                return SampleData.Pipeline(ml, options).Fit(train);
-            });
-        }
-        catch (OperationCanceledException)
+        if (Fit(ml, train, epochs, cancellationToken) is not { } model)
         {
             AnsiConsole.MarkupLine("[yellow]Training cancelled.[/]");
             return 130;
@@ -97,8 +80,43 @@ internal static class MainJob
         PrintMetrics(metrics, trainSeconds);
 
         // 3. Save with mlContext.Model, as any ML.NET model.
+        string modelPath = Save(ml, model, train.Schema, output);
+        (model as IDisposable)?.Dispose();
+
+        // 4. Load in a new MLContext (as a scoring-only app would) and score a few test images.
+        ScoreWithLoadedModel(ml, modelPath, test);
+        AnsiConsole.MarkupLine($"Done in {clock.Elapsed.TotalMinutes:0.0} min. Outputs are in [bold]{Markup.Escape(output)}[/]");
+        return 0;
+    }
+
+    /// <summary>Fits the sample pipeline with a progress display; null when cancelled.</summary>
+    private static ITransformer? Fit(MLContext ml, IDataView train, int epochs, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return TrainingConsole.Run(quiet: false, progress =>
+            {
+                var options = new BatchNormCnnOptions
+                {
+                    Epochs = epochs,
+                    Seed = 1,
+                    Progress = progress,
+                    CancellationToken = cancellationToken,
+                };
+                return SampleData.Pipeline(ml, options).Fit(train);
+            });
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Saves the model zip (and the network as ONNX beside it) into <paramref name="output"/>; returns the zip's path.</summary>
+    private static string Save(MLContext ml, ITransformer model, DataViewSchema inputSchema, string output)
+    {
         string modelPath = Path.Combine(output, "fashion-mnist-bncnn.zip");
-        ml.Model.Save(model, train.Schema, modelPath);
+        ml.Model.Save(model, inputSchema, modelPath);
         AnsiConsole.MarkupLine($"Model saved: {Markup.Escape(modelPath)} ({new FileInfo(modelPath).Length / 1024.0:N0} KB)");
         if (ModelCommands.Find(model) is { } cnn)
         {
@@ -106,9 +124,12 @@ internal static class MainJob
             ExportOnnxCommand.Write(cnn, Path.ChangeExtension(modelPath, ".onnx"));
         }
 
-        (model as IDisposable)?.Dispose();
+        return modelPath;
+    }
 
-        // 4. Load in a new MLContext (as a scoring-only app would) and score a few test images.
+    /// <summary>Loads the saved model in a new MLContext, as a scoring-only app would, and prints its predictions for the first test images.</summary>
+    private static void ScoreWithLoadedModel(MLContext ml, string modelPath, IDataView test)
+    {
         var scoringContext = new MLContext();
         scoringContext.ComponentCatalog.RegisterBatchNormCnn();
         ITransformer loaded = scoringContext.Model.Load(modelPath, out _);
@@ -127,8 +148,6 @@ internal static class MainJob
 
         AnsiConsole.Write(table);
         (loaded as IDisposable)?.Dispose();
-        AnsiConsole.MarkupLine($"Done in {clock.Elapsed.TotalMinutes:0.0} min. Outputs are in [bold]{Markup.Escape(output)}[/]");
-        return 0;
     }
 
     /// <summary>Prints accuracy, macro accuracy, log-loss, a per-class table and the confusion matrix.</summary>

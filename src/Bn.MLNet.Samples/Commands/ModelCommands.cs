@@ -1,18 +1,22 @@
 using System.CommandLine;
 using System.Globalization;
 using Bn.MLNet.Data;
+using Bn.MLNet.Networks;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Spectre.Console;
 
 namespace Bn.MLNet.Samples.Commands;
 
-/// <summary><c>evaluate</c> and <c>predict</c>: use a model zip saved by the main job (or any pipeline around BatchNormCnn).</summary>
+/// <summary>
+/// <c>evaluate</c> and <c>predict</c>: use a model zip saved by <c>train --model</c>, the main job or any pipeline around
+/// BatchNormCnn, or a network saved with <see cref="BnCnn.Save(string)"/> (told apart by content).
+/// </summary>
 internal static class ModelCommands
 {
     private static readonly Option<FileInfo> ModelOption = new("--model")
     {
-        Description = "Model zip saved with mlContext.Model.Save (the main job writes runs/main/fashion-mnist-bncnn.zip).",
+        Description = "Model zip saved with mlContext.Model.Save (train --model writes one; the main job writes runs/main/fashion-mnist-bncnn.zip), or a network saved with BnCnn.Save.",
         HelpName = "PATH",
         Required = true,
     };
@@ -144,15 +148,80 @@ internal static class ModelCommands
         }
     }
 
-    private static bool TryLoad(MLContext ml, string path, out ITransformer model)
+    /// <summary>What a model file holds, told by its first bytes.</summary>
+    internal enum ModelFileKind
+    {
+        /// <summary>A zip archive: an ML.NET model saved with mlContext.Model.Save (train --model, the main job).</summary>
+        MLNetZip,
+
+        /// <summary>A network saved with BnCnn.Save (architecture and weights, no pipeline).</summary>
+        RawNetwork,
+
+        /// <summary>Anything else.</summary>
+        Unknown,
+    }
+
+    /// <summary>Tells an ML.NET model zip from a BnCnn.Save file by content (zip signature, or BnCnn's header).</summary>
+    internal static ModelFileKind Detect(string path)
+    {
+        var head = new byte[32];
+        int read;
+        using (FileStream file = File.OpenRead(path))
+        {
+            read = file.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+        }
+
+        if (read >= 4 && head[0] == (byte)'P' && head[1] == (byte)'K' && (head[2], head[3]) is (3, 4) or (5, 6))
+        {
+            return ModelFileKind.MLNetZip;
+        }
+
+        // BinaryWriter's string: a 7-bit length, then "Bn.MLNet.BnCnn/<version>".
+        byte[] magic = System.Text.Encoding.ASCII.GetBytes("Bn.MLNet.BnCnn/");
+        return read > magic.Length && head.AsSpan(1, magic.Length).SequenceEqual(magic) ? ModelFileKind.RawNetwork : ModelFileKind.Unknown;
+    }
+
+    /// <summary>
+    /// Loads a model file of either kind (see <see cref="Detect"/>); a BnCnn.Save file is wrapped in the same pipeline
+    /// the main job saves. Throws <see cref="InvalidDataException"/> naming the file for anything else.
+    /// </summary>
+    internal static ITransformer Load(MLContext ml, string path)
     {
         ml.ComponentCatalog.RegisterBatchNormCnn();
+        switch (Detect(path))
+        {
+            case ModelFileKind.MLNetZip:
+                try
+                {
+                    using var zip = System.IO.Compression.ZipFile.OpenRead(path);
+                }
+                catch (InvalidDataException ex)
+                {
+                    throw new InvalidDataException($"'{path}' starts as a zip archive but is not a readable one (truncated or damaged?): {ex.Message}", ex);
+                }
+
+                return ml.Model.Load(path, out _);
+            case ModelFileKind.RawNetwork:
+                using (BnCnn network = BnCnn.Load(path))
+                {
+                    return SampleData.PipelineFromNetwork(ml, network, history: null);
+                }
+
+            default:
+                string why = new FileInfo(path).Length == 0 ? "the file is empty" : "its first bytes are neither a zip signature nor BnCnn's header";
+                throw new InvalidDataException(
+                    $"'{path}' is neither an ML.NET model zip (what `train --model` and the main job write) nor a network saved with BnCnn.Save ({why}).");
+        }
+    }
+
+    private static bool TryLoad(MLContext ml, string path, out ITransformer model)
+    {
         try
         {
-            model = ml.Model.Load(path, out _);
+            model = Load(ml, path);
             return true;
         }
-        catch (Exception ex) when (ex is IOException or InvalidDataException or FormatException or InvalidOperationException)
+        catch (Exception ex) when (ex is IOException or InvalidDataException or FormatException or InvalidOperationException or ArgumentException or UnauthorizedAccessException)
         {
             AnsiConsole.MarkupLine($"[red]Cannot load model {Markup.Escape(path)}:[/] {Markup.Escape(ex.Message)}");
             model = null!;

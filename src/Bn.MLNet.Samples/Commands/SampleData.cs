@@ -1,4 +1,6 @@
 using Bn.MLNet.Data;
+using Bn.MLNet.Networks;
+using Bn.MLNet.Training;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
@@ -33,6 +35,33 @@ internal static class SampleData
         ml.Transforms.Conversion.MapValueToKey(options.LabelColumnName, ClassColumn, keyData: ClassOrder(ml))
             .Append(ml.Transforms.BatchNormCnn(options))
             .Append(ml.Transforms.Conversion.MapKeyToValue(PredictedClassColumn, options.PredictedLabelColumnName));
+
+    /// <summary>
+    /// The same model <see cref="Pipeline"/> fits (text class → key, the BN CNN, predicted key → text), built around a
+    /// network trained outside ML.NET (the <c>train</c> command's, or one read with <see cref="BnCnn.Load(string)"/>);
+    /// the chain holds its own copy of the weights.
+    /// </summary>
+    /// <exception cref="ArgumentException">The network does not have Fashion-MNIST's 10 classes.</exception>
+    public static ITransformer PipelineFromNetwork(MLContext ml, BnCnn network, TrainingHistory? history)
+    {
+        if (network.Architecture.ClassCount != FashionMnist.ClassCount)
+        {
+            throw new ArgumentException(
+                $"The network has {network.Architecture.ClassCount} classes; these commands use Fashion-MNIST's {FashionMnist.ClassCount}.", nameof(network));
+        }
+
+        var options = new BatchNormCnnOptions();
+        IDataView input = ml.Data.LoadFromEnumerable(Array.Empty<ImageRow>(), RowSchema(network.Architecture.InputLength));
+        var toKey = ml.Transforms.Conversion.MapValueToKey(options.LabelColumnName, ClassColumn, keyData: ClassOrder(ml)).Fit(input);
+        var cnn = BatchNormCnnTransformer.FromNetwork(ml, network, FashionMnist.ClassNames, options, history);
+        var toText = ml.Transforms.Conversion.MapKeyToValue(PredictedClassColumn, options.PredictedLabelColumnName)
+            .Fit(cnn.Transform(toKey.Transform(input)));
+        return new TransformerChain<ITransformer>(toKey, cnn, toText);
+    }
+
+    /// <summary>The input schema of the models these commands save (a <c>Features</c> vector and the text <c>Class</c>).</summary>
+    public static DataViewSchema InputSchema(MLContext ml, int featureLength) =>
+        ml.Data.LoadFromEnumerable(Array.Empty<ImageRow>(), RowSchema(featureLength)).Schema;
 
     /// <summary>Row type for prediction engines over the pipeline.</summary>
     public sealed class ImageRow

@@ -18,6 +18,9 @@ namespace Bn.MLNet.Samples.Commands;
 /// </summary>
 internal static class TrainCommand
 {
+    /// <summary>The library's defaults, which are this command's defaults too (written once, in BatchNormCnnOptions).</summary>
+    private static readonly BatchNormCnnOptions Defaults = new();
+
     private static readonly Option<string?> DataOption = SharedOptions.DataDirectory();
 
     private static readonly Option<int?> TrainLimitOption = SharedOptions.TrainLimit();
@@ -58,7 +61,7 @@ internal static class TrainCommand
     private static readonly Option<double> DropoutOption = new("--dropout")
     {
         Description = "Dropout probability after each hidden layer.",
-        DefaultValueFactory = _ => 0.25,
+        DefaultValueFactory = _ => Defaults.Dropout,
     };
 
     private static readonly Option<bool> PaperMlpOption = new("--paper-mlp")
@@ -68,44 +71,44 @@ internal static class TrainCommand
 
     private static readonly Option<NormalizationKind> NormalizationOption = new("--normalization", "-n")
     {
-        Description = "Batch (this library's BN), BatchNative (TorchSharp's), None (the paper's baseline), Group or Layer.",
-        DefaultValueFactory = _ => NormalizationKind.Batch,
+        Description = "Batch (this library's BN), BatchNative (TorchSharp's), None (the paper's baseline), Group, Layer, or BatchRenorm (Batch Renormalization, Ioffe 2017).",
+        DefaultValueFactory = _ => Defaults.Normalization,
     };
 
     private static readonly Option<ActivationKind> ActivationOption = new("--activation", "-a")
     {
         Description = "ReLU, Sigmoid or Tanh.",
-        DefaultValueFactory = _ => ActivationKind.ReLU,
+        DefaultValueFactory = _ => Defaults.Activation,
     };
 
     private static readonly Option<OptimizerKind> OptimizerOption = new("--optimizer", "-o")
     {
         Description = "Sgd (with --momentum, Nesterov unless --no-nesterov), Adam or AdamW.",
-        DefaultValueFactory = _ => OptimizerKind.Sgd,
+        DefaultValueFactory = _ => Defaults.Optimizer,
     };
 
     private static readonly Option<double> LearningRateOption = new("--lr")
     {
         Description = "Base (peak, for one-cycle) learning rate.",
-        DefaultValueFactory = _ => 0.1,
+        DefaultValueFactory = _ => Defaults.LearningRate,
     };
 
     private static readonly Option<double> LrMultiplierOption = new("--lr-multiplier")
     {
         Description = "Multiplies --lr (the paper's x5 and x30 runs).",
-        DefaultValueFactory = _ => 1.0,
+        DefaultValueFactory = _ => Defaults.LearningRateMultiplier,
     };
 
     private static readonly Option<LearningRateScheduleKind> ScheduleOption = new("--schedule")
     {
         Description = "Constant, Step, Cosine or OneCycle.",
-        DefaultValueFactory = _ => LearningRateScheduleKind.OneCycle,
+        DefaultValueFactory = _ => Defaults.Schedule,
     };
 
     private static readonly Option<double> MomentumOption = new("--momentum")
     {
         Description = "SGD momentum.",
-        DefaultValueFactory = _ => 0.9,
+        DefaultValueFactory = _ => Defaults.Momentum,
     };
 
     private static readonly Option<bool> NoNesterovOption = new("--no-nesterov")
@@ -116,19 +119,19 @@ internal static class TrainCommand
     private static readonly Option<double> WeightDecayOption = new("--weight-decay")
     {
         Description = "Weight decay (L2 for SGD/Adam, decoupled for AdamW).",
-        DefaultValueFactory = _ => 5e-4,
+        DefaultValueFactory = _ => Defaults.WeightDecay,
     };
 
     private static readonly Option<double> LabelSmoothingOption = new("--label-smoothing")
     {
-        Description = "Label smoothing of the cross-entropy loss.",
-        DefaultValueFactory = _ => 0.1,
+        Description = "Label smoothing of the cross-entropy loss (0 = off).",
+        DefaultValueFactory = _ => Defaults.LabelSmoothing,
     };
 
     private static readonly Option<int> EpochsOption = new("--epochs", "-e")
     {
         Description = "Passes over the training data.",
-        DefaultValueFactory = _ => 10,
+        DefaultValueFactory = _ => Defaults.Epochs,
     };
 
     private static readonly Option<long?> MaxStepsOption = new("--max-steps")
@@ -146,13 +149,13 @@ internal static class TrainCommand
     private static readonly Option<int> BatchSizeOption = new("--batch-size", "-b")
     {
         Description = "Rows per training mini-batch.",
-        DefaultValueFactory = _ => 128,
+        DefaultValueFactory = _ => Defaults.BatchSize,
     };
 
     private static readonly Option<int> CropPaddingOption = new("--crop-padding")
     {
         Description = "Random-crop augmentation: zero-pad each side by this many pixels and crop back at a random offset (0 = off).",
-        DefaultValueFactory = _ => 2,
+        DefaultValueFactory = _ => Defaults.RandomCropPadding,
     };
 
     private static readonly Option<bool> NoFlipOption = new("--no-flip")
@@ -162,7 +165,7 @@ internal static class TrainCommand
 
     private static readonly Option<int> SeedOption = new("--seed")
     {
-        Description = "Seed for initialization, shuffling, dropout and augmentation.",
+        Description = "Seed for initialization, shuffling, dropout and augmentation (the library's BatchNormCnnOptions.Seed instead defaults to one drawn from the MLContext).",
         DefaultValueFactory = _ => 1,
     };
 
@@ -176,7 +179,7 @@ internal static class TrainCommand
     {
         Description = "Rows held by the streaming shuffle buffer.",
         HelpName = "ROWS",
-        DefaultValueFactory = _ => 8192,
+        DefaultValueFactory = _ => Defaults.ShuffleBufferSize,
     };
 
     private static readonly Option<int> LogEveryOption = new("--log-every")
@@ -188,7 +191,7 @@ internal static class TrainCommand
 
     private static readonly Option<string?> ModelOption = new("--model")
     {
-        Description = "Save the trained network (architecture + weights) to this file.",
+        Description = "Save the trained model as an ML.NET model zip (the format the main job writes; evaluate and predict read it).",
         HelpName = "PATH",
     };
 
@@ -212,7 +215,8 @@ internal static class TrainCommand
     /// <summary>Builds the <c>train</c> command.</summary>
     public static Command Create()
     {
-        var command = new Command("train", "Train the BN CNN on Fashion-MNIST and evaluate it on the test set.");
+        var command = new Command("train", "Train the BN CNN on Fashion-MNIST and evaluate it on the test set. " +
+            "The defaults are the library's (BatchNormCnnOptions); only --seed differs (the library draws one from the MLContext).");
         Option[] options =
         {
             DataOption, TrainLimitOption, TestLimitOption, ValidationOption, PatienceOption,
@@ -232,62 +236,132 @@ internal static class TrainCommand
 
     private static int Run(ParseResult p, CancellationToken cancellationToken)
     {
-        NetworkArchitecture architecture;
-        TrainerOptions options;
-        try
+        if (!TryReadSettings(p, out NetworkArchitecture architecture, out TrainerOptions options))
         {
-            architecture = BuildArchitecture(p);
-            architecture.Validate();
-            options = new TrainerOptions
-            {
-                Epochs = p.GetValue(EpochsOption),
-                MaxSteps = p.GetValue(MaxStepsOption),
-                TimeBudgetSeconds = p.GetValue(TimeBudgetOption),
-                BatchSize = p.GetValue(BatchSizeOption),
-                Optimizer = p.GetValue(OptimizerOption),
-                LearningRate = p.GetValue(LearningRateOption),
-                LearningRateMultiplier = p.GetValue(LrMultiplierOption),
-                Schedule = p.GetValue(ScheduleOption),
-                Momentum = p.GetValue(MomentumOption),
-                Nesterov = !p.GetValue(NoNesterovOption),
-                WeightDecay = p.GetValue(WeightDecayOption),
-                LabelSmoothing = p.GetValue(LabelSmoothingOption),
-                Seed = p.GetValue(SeedOption),
-                Threads = p.GetValue(ThreadsOption),
-                RandomCropPadding = p.GetValue(CropPaddingOption),
-                HorizontalFlip = !p.GetValue(NoFlipOption),
-                EarlyStoppingPatience = p.GetValue(PatienceOption),
-                LogEverySteps = p.GetValue(LogEveryOption),
-            };
-            if (options.Optimizer == OptimizerKind.Sgd && options.Momentum == 0)
-            {
-                options.Nesterov = false;
-            }
-
-            options.Validate();
-        }
-        catch (Exception ex) when (ex is ArgumentException or FormatException)
-        {
-            AnsiConsole.MarkupLine($"[red]Invalid option:[/] {Markup.Escape(ex.Message)}");
             return 2;
         }
 
         bool quiet = p.GetValue(QuietOption);
-        string? dataDir = p.GetValue(DataOption);
-        int? trainLimit = p.GetValue(TrainLimitOption);
-        int? testLimit = p.GetValue(TestLimitOption);
-        int validationRows = p.GetValue(ValidationOption);
-        int shuffleBuffer = p.GetValue(ShuffleBufferOption);
         int seed = p.GetValue(SeedOption);
+        var ml = new MLContext(seed);
+        if (!TryLoadData(p, ml, seed, out TrainingData data))
+        {
+            return 3;
+        }
 
+        torch.manual_seed(seed);
+        using var network = new BnCnn(architecture);
+        long parameterCount = network.parameters().Sum(t => t.numel());
+        int threads = options.Threads ?? Environment.ProcessorCount;
+        if (!quiet)
+        {
+            PrintSettings(data, architecture, options, parameterCount, threads);
+        }
+
+        var trainer = new Trainer(options);
+        TrainingHistory history;
+        try
+        {
+            history = TrainingConsole.Run(quiet, progress => trainer.Train(network, data.Train, data.Validation, progress, cancellationToken));
+        }
+        catch (OperationCanceledException)
+        {
+            AnsiConsole.MarkupLine("[yellow]Training cancelled.[/]");
+            return 130;
+        }
+
+        TestOutcome outcome = EvaluateOnTest(network, data.Test, cancellationToken);
+        PrintResults(outcome, history);
+        string? modelPath = p.GetValue(ModelOption);
+        if (modelPath is not null && !SaveModel(ml, network, history, modelPath))
+        {
+            return 3;
+        }
+
+        string? csvPath = p.GetValue(HistoryCsvOption);
+        if (csvPath is not null)
+        {
+            history.SaveCsv(csvPath);
+        }
+
+        string? metricsPath = p.GetValue(MetricsOutOption);
+        if (metricsPath is not null)
+        {
+            WriteMetrics(metricsPath, outcome, history, architecture, options, threads, parameterCount, quiet);
+        }
+
+        return history.Diverged ? 4 : 0;
+    }
+
+    /// <summary>The training, validation and test sources of one run, and the folder they were read from.</summary>
+    private sealed record TrainingData(string DataDirectory, DataViewBatchSource Train, DataViewBatchSource? Validation, DataViewBatchSource Test);
+
+    /// <summary>The test-set evaluation and the process's memory at the end of a run.</summary>
+    private sealed record TestOutcome(EvaluationResult Result, double EvaluationSeconds, long PeakWorkingSet, long ManagedHeap, long ManagedHeapAtLastGc);
+
+    /// <summary>Reads the network and training settings; prints the problem and returns false when one is invalid.</summary>
+    private static bool TryReadSettings(ParseResult p, out NetworkArchitecture architecture, out TrainerOptions options)
+    {
+        try
+        {
+            architecture = BuildArchitecture(p);
+            architecture.Validate();
+            options = BuildTrainerOptions(p);
+            options.Validate();
+            return true;
+        }
+        catch (Exception ex) when (ex is ArgumentException or FormatException)
+        {
+            AnsiConsole.MarkupLine($"[red]Invalid option:[/] {Markup.Escape(ex.Message)}");
+            architecture = null!;
+            options = null!;
+            return false;
+        }
+    }
+
+    private static TrainerOptions BuildTrainerOptions(ParseResult p)
+    {
+        var options = new TrainerOptions
+        {
+            Epochs = p.GetValue(EpochsOption),
+            MaxSteps = p.GetValue(MaxStepsOption),
+            TimeBudgetSeconds = p.GetValue(TimeBudgetOption),
+            BatchSize = p.GetValue(BatchSizeOption),
+            Optimizer = p.GetValue(OptimizerOption),
+            LearningRate = p.GetValue(LearningRateOption),
+            LearningRateMultiplier = p.GetValue(LrMultiplierOption),
+            Schedule = p.GetValue(ScheduleOption),
+            Momentum = p.GetValue(MomentumOption),
+            Nesterov = Defaults.Nesterov && !p.GetValue(NoNesterovOption),
+            WeightDecay = p.GetValue(WeightDecayOption),
+            LabelSmoothing = p.GetValue(LabelSmoothingOption),
+            Seed = p.GetValue(SeedOption),
+            Threads = p.GetValue(ThreadsOption),
+            RandomCropPadding = p.GetValue(CropPaddingOption),
+            HorizontalFlip = Defaults.HorizontalFlip && !p.GetValue(NoFlipOption),
+            EarlyStoppingPatience = p.GetValue(PatienceOption),
+            LogEverySteps = p.GetValue(LogEveryOption),
+        };
+        if (options.Optimizer == OptimizerKind.Sgd && options.Momentum == 0)
+        {
+            options.Nesterov = false;
+        }
+
+        return options;
+    }
+
+    /// <summary>Loads Fashion-MNIST, holds out the validation rows, and opens the batch sources; prints the problem and returns false on failure.</summary>
+    private static bool TryLoadData(ParseResult p, MLContext ml, int seed, out TrainingData data)
+    {
+        string? dataDir = p.GetValue(DataOption);
+        int validationRows = p.GetValue(ValidationOption);
         IDataView trainView, testView;
         IDataView? validationView = null;
-        var ml = new MLContext(seed);
         try
         {
             dataDir ??= FashionMnist.FindDataDirectory();
-            trainView = FashionMnist.LoadTrain(ml, dataDir, trainLimit);
-            testView = FashionMnist.LoadTest(ml, dataDir, testLimit);
+            trainView = FashionMnist.LoadTrain(ml, dataDir, p.GetValue(TrainLimitOption));
+            testView = FashionMnist.LoadTest(ml, dataDir, p.GetValue(TestLimitOption));
             if (validationRows > 0)
             {
                 long total = trainView.GetRowCount() ?? throw new InvalidOperationException("The training view has no row count.");
@@ -303,51 +377,44 @@ internal static class TrainCommand
         catch (Exception ex) when (ex is IOException or InvalidDataException or ArgumentException or InvalidOperationException)
         {
             AnsiConsole.MarkupLine($"[red]Cannot load Fashion-MNIST:[/] {Markup.Escape(ex.Message)}");
-            return 3;
+            data = null!;
+            return false;
         }
 
+        int shuffleBuffer = p.GetValue(ShuffleBufferOption);
         var train = new DataViewBatchSource(trainView, FashionMnist.FeaturesColumnName, FashionMnist.LabelColumnName, FashionMnist.FeatureLength, shuffleBuffer, seed);
         var test = new DataViewBatchSource(testView, FashionMnist.FeaturesColumnName, FashionMnist.LabelColumnName, FashionMnist.FeatureLength, shuffleBuffer, seed);
         DataViewBatchSource? validation = validationView is null
             ? null
             : new DataViewBatchSource(validationView, FashionMnist.FeaturesColumnName, FashionMnist.LabelColumnName, FashionMnist.FeatureLength, shuffleBuffer, seed);
+        data = new TrainingData(dataDir, train, validation, test);
+        return true;
+    }
 
-        torch.manual_seed(seed);
-        using var network = new BnCnn(architecture);
-        long parameterCount = network.parameters().Sum(t => t.numel());
-        int threads = options.Threads ?? Environment.ProcessorCount;
-        if (!quiet)
-        {
-            AnsiConsole.MarkupLine($"[bold]Bn.MLNet train[/]  data {Markup.Escape(dataDir)}  rows {train.RowCount}{(validation is null ? string.Empty : $" (+{validation.RowCount} validation)")}  test {test.RowCount}");
-            AnsiConsole.MarkupLine($"network  {Markup.Escape(ArchitectureSpec.Format(architecture))}  ({parameterCount:N0} parameters)");
-            AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-                $"training {options.Optimizer}{(options.Optimizer == OptimizerKind.Sgd ? (options.Nesterov ? " Nesterov" : string.Empty) + $" momentum {options.Momentum}" : string.Empty)} lr {options.LearningRate}x{options.LearningRateMultiplier} {options.Schedule}, wd {options.WeightDecay}, batch {options.BatchSize}, {(options.MaxSteps is long ms ? $"{ms} steps" : $"{options.Epochs} epochs")}{(options.TimeBudgetSeconds is double tb ? $" or {tb} s" : string.Empty)}, crop {options.RandomCropPadding} flip {options.HorizontalFlip}, smoothing {options.LabelSmoothing}, seed {options.Seed}, {threads} threads")));
-        }
+    private static void PrintSettings(TrainingData data, NetworkArchitecture architecture, TrainerOptions options, long parameterCount, int threads)
+    {
+        AnsiConsole.MarkupLine($"[bold]Bn.MLNet train[/]  data {Markup.Escape(data.DataDirectory)}  rows {data.Train.RowCount}{(data.Validation is null ? string.Empty : $" (+{data.Validation.RowCount} validation)")}  test {data.Test.RowCount}");
+        AnsiConsole.MarkupLine($"network  {Markup.Escape(ArchitectureSpec.Format(architecture))}  ({parameterCount:N0} parameters)");
+        AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+            $"training {options.Optimizer}{(options.Optimizer == OptimizerKind.Sgd ? (options.Nesterov ? " Nesterov" : string.Empty) + $" momentum {options.Momentum}" : string.Empty)} lr {options.LearningRate}x{options.LearningRateMultiplier} {options.Schedule}, wd {options.WeightDecay}, batch {options.BatchSize}, {(options.MaxSteps is long ms ? $"{ms} steps" : $"{options.Epochs} epochs")}{(options.TimeBudgetSeconds is double tb ? $" or {tb} s" : string.Empty)}, crop {options.RandomCropPadding} flip {options.HorizontalFlip}, smoothing {options.LabelSmoothing}, seed {options.Seed}, {threads} threads")));
+    }
 
-        var trainer = new Trainer(options);
-        TrainingHistory history;
-        try
-        {
-            history = TrainingConsole.Run(quiet, progress => trainer.Train(network, train, validation, progress, cancellationToken));
-        }
-        catch (OperationCanceledException)
-        {
-            AnsiConsole.MarkupLine("[yellow]Training cancelled.[/]");
-            return 130;
-        }
-
+    private static TestOutcome EvaluateOnTest(BnCnn network, DataViewBatchSource test, CancellationToken cancellationToken)
+    {
         var evalClock = Stopwatch.StartNew();
         EvaluationResult result = Evaluation.Evaluate(network, test, cancellationToken: cancellationToken);
         double evalSeconds = evalClock.Elapsed.TotalSeconds;
         using var process = Process.GetCurrentProcess();
         process.Refresh();
-        long peakWorkingSet = process.PeakWorkingSet64;
-        long managedHeap = GC.GetTotalMemory(forceFullCollection: false);
-        long peakManaged = GC.GetGCMemoryInfo(GCKind.Any).HeapSizeBytes;
+        return new TestOutcome(result, evalSeconds, process.PeakWorkingSet64, GC.GetTotalMemory(forceFullCollection: false),
+            GC.GetGCMemoryInfo(GCKind.Any).HeapSizeBytes);
+    }
 
+    private static void PrintResults(TestOutcome outcome, TrainingHistory history)
+    {
         var table = new Table().AddColumn("metric").AddColumn("value");
-        table.AddRow("test accuracy", result.Accuracy.ToString("0.0000", CultureInfo.InvariantCulture));
-        table.AddRow("test loss", result.Loss.ToString("0.0000", CultureInfo.InvariantCulture));
+        table.AddRow("test accuracy", outcome.Result.Accuracy.ToString("0.0000", CultureInfo.InvariantCulture));
+        table.AddRow("test loss", outcome.Result.Loss.ToString("0.0000", CultureInfo.InvariantCulture));
         table.AddRow("train seconds", history.TrainSeconds.ToString("0.0", CultureInfo.InvariantCulture));
         table.AddRow("epochs / steps", $"{history.Epochs.Count} / {history.TotalSteps}");
         if (history.BestEpoch is int best)
@@ -365,56 +432,73 @@ internal static class TrainCommand
             table.AddRow("[red]diverged[/]", Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"step {d.Step} (epoch {d.Epoch + 1}), lr {d.LearningRate:G4}, loss {d.Loss}")));
         }
 
-        table.AddRow("peak working set", $"{peakWorkingSet / (1024.0 * 1024.0):0} MB");
-        table.AddRow("managed heap (end)", $"{managedHeap / (1024.0 * 1024.0):0} MB");
+        table.AddRow("peak working set", $"{outcome.PeakWorkingSet / (1024.0 * 1024.0):0} MB");
+        table.AddRow("managed heap (end)", $"{outcome.ManagedHeap / (1024.0 * 1024.0):0} MB");
         AnsiConsole.Write(table);
+    }
 
-        string? modelPath = p.GetValue(ModelOption);
-        if (modelPath is not null)
+    private static void WriteMetrics(string metricsPath, TestOutcome outcome, TrainingHistory history, NetworkArchitecture architecture,
+        TrainerOptions options, int threads, long parameterCount, bool quiet)
+    {
+        var metrics = new JsonObject
         {
-            network.Save(modelPath);
-            AnsiConsole.MarkupLine($"model saved to {Markup.Escape(Path.GetFullPath(modelPath))}");
+            ["testAccuracy"] = outcome.Result.Accuracy,
+            ["testLoss"] = outcome.Result.Loss,
+            ["testRows"] = outcome.Result.Count,
+            ["trainSeconds"] = history.TrainSeconds,
+            ["evaluationSeconds"] = outcome.EvaluationSeconds,
+            ["epochs"] = history.Epochs.Count,
+            ["steps"] = history.TotalSteps,
+            ["trainRows"] = history.TrainingRows,
+            ["diverged"] = history.Diverged,
+            ["stoppedByTimeBudget"] = history.StoppedByTimeBudget,
+            ["threads"] = threads,
+            ["peakWorkingSetBytes"] = outcome.PeakWorkingSet,
+            ["managedHeapBytes"] = outcome.ManagedHeap,
+            ["managedHeapSizeAtLastGcBytes"] = outcome.ManagedHeapAtLastGc,
+            ["parameters"] = parameterCount,
+            ["commandLine"] = string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
+            ["architecture"] = JsonNode.Parse(architecture.ToJson()),
+            ["trainerOptions"] = JsonSerializer.SerializeToNode(options, MetricsJson),
+            ["history"] = JsonNode.Parse(history.ToJson()),
+        };
+        File.WriteAllText(metricsPath, metrics.ToJsonString(MetricsJson));
+        if (!quiet)
+        {
+            AnsiConsole.MarkupLine($"metrics written to {Markup.Escape(Path.GetFullPath(metricsPath))}");
         }
+    }
 
-        string? csvPath = p.GetValue(HistoryCsvOption);
-        if (csvPath is not null)
+    /// <summary>
+    /// Saves the network as the ML.NET model zip the main job writes (written beside the target, then moved over it,
+    /// so a failed save leaves no half-written file).
+    /// </summary>
+    private static bool SaveModel(MLContext ml, BnCnn network, TrainingHistory history, string modelPath)
+    {
+        string path = Path.GetFullPath(modelPath);
+        string temp = path + ".partial";
+        ITransformer model = SampleData.PipelineFromNetwork(ml, network, history);
+        try
         {
-            history.SaveCsv(csvPath);
+            ml.Model.Save(model, SampleData.InputSchema(ml, network.Architecture.InputLength), temp);
+            File.Move(temp, path, overwrite: true);
+            AnsiConsole.MarkupLine($"model saved to {Markup.Escape(path)} (ML.NET model zip: evaluate --model and predict --model read it)");
+            return true;
         }
-
-        string? metricsPath = p.GetValue(MetricsOutOption);
-        if (metricsPath is not null)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            var metrics = new JsonObject
+            AnsiConsole.MarkupLine($"[red]Cannot save the model to {Markup.Escape(path)}:[/] {Markup.Escape(ex.Message)}");
+            if (File.Exists(temp))
             {
-                ["testAccuracy"] = result.Accuracy,
-                ["testLoss"] = result.Loss,
-                ["testRows"] = result.Count,
-                ["trainSeconds"] = history.TrainSeconds,
-                ["evaluationSeconds"] = evalSeconds,
-                ["epochs"] = history.Epochs.Count,
-                ["steps"] = history.TotalSteps,
-                ["trainRows"] = history.TrainingRows,
-                ["diverged"] = history.Diverged,
-                ["stoppedByTimeBudget"] = history.StoppedByTimeBudget,
-                ["threads"] = threads,
-                ["peakWorkingSetBytes"] = peakWorkingSet,
-                ["managedHeapBytes"] = managedHeap,
-                ["managedHeapSizeAtLastGcBytes"] = peakManaged,
-                ["parameters"] = parameterCount,
-                ["commandLine"] = string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
-                ["architecture"] = JsonNode.Parse(architecture.ToJson()),
-                ["trainerOptions"] = JsonSerializer.SerializeToNode(options, MetricsJson),
-                ["history"] = JsonNode.Parse(history.ToJson()),
-            };
-            File.WriteAllText(metricsPath, metrics.ToJsonString(MetricsJson));
-            if (!quiet)
-            {
-                AnsiConsole.MarkupLine($"metrics written to {Markup.Escape(Path.GetFullPath(metricsPath))}");
+                File.Delete(temp);
             }
-        }
 
-        return history.Diverged ? 4 : 0;
+            return false;
+        }
+        finally
+        {
+            (model as IDisposable)?.Dispose();
+        }
     }
 
     private static readonly JsonSerializerOptions MetricsJson = new()

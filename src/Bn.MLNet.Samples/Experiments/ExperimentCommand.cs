@@ -20,6 +20,7 @@ internal static class ExperimentCommand
             ["small-batch"] = ("BN's small-batch limit: batch sizes 2..64 with Batch, Group and Layer normalization", SmallBatchExperiment.Run),
             ["inference-modes"] = ("running averages vs population statistics (Algorithm 2) vs folded BN: accuracy and throughput", InferenceModesExperiment.Run),
             ["regularization"] = ("train/test gap with and without BN, dropout off", RegularizationExperiment.Run),
+            ["deep-sigmoid"] = ("sec. 4.2.1/4.2.2 at depth: sigmoid MLPs of 2..12 layers with and without BN at ×1 and ×5", DeepSigmoidExperiment.Run),
         };
 
     private static readonly Argument<string> NameArgument = new("NAME")

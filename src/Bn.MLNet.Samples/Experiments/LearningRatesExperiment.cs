@@ -61,6 +61,16 @@ internal static class LearningRatesExperiment
         LinePlot.Save(ctx.PathOf("learning_rates_test_accuracy.png"), "Test accuracy against steps (figure 2 pattern)",
             "training steps", "test accuracy", runs.Select(r => r.ToCurve()), yMin: 0);
 
+        SaveReport(ctx, runs, configs.ToDictionary(c => c.Name, c => c.Multiplier), baseRate, steps, evalEvery);
+        foreach (var run in runs)
+        {
+            run.Network.Dispose();
+        }
+    }
+
+    /// <summary>Writes report.md: the table of runs and the paper's three claims checked against them.</summary>
+    private static void SaveReport(ExperimentContext ctx, List<ExperimentRun> runs, Dictionary<string, double> multipliers, double baseRate, long steps, int evalEvery)
+    {
         ExperimentRun baseline = runs[0];
         double target = baseline.BestTestAccuracy;
         var report = new MarkdownReport("Higher learning rates with Batch Normalization (the paper's figure 2 and table 2 pattern)");
@@ -72,7 +82,7 @@ internal static class LearningRatesExperiment
                 double? b = baseline.StepsToReach(target);
                 return new object?[]
                 {
-                    r.Name, baseRate * configs.First(c => c.Name == r.Name).Multiplier, Figure1Experiment.Fmt(s),
+                    r.Name, baseRate * multipliers[r.Name], Figure1Experiment.Fmt(s),
                     s is double sv && b is double bv ? $"{bv / sv:F1}×" : "–", r.BestTestAccuracy, r.TestAccuracy,
                     r.History.Diverged ? $"yes (step {r.History.Divergence!.Step}, lr {r.History.Divergence.LearningRate:g3})" : "no", r.Seconds,
                 };
@@ -96,9 +106,5 @@ internal static class LearningRatesExperiment
                          "The no-BN target is the best test accuracy the no-BN run reached.");
         report.Image("learning_rates_test_accuracy.png", "test accuracy against steps");
         report.Save(ctx.PathOf("report.md"));
-        foreach (var run in runs)
-        {
-            run.Network.Dispose();
-        }
     }
 }

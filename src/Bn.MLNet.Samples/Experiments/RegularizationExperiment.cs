@@ -42,6 +42,17 @@ internal static class RegularizationExperiment
             runs.Add((run, trainAccuracy));
         }
 
+        SaveCurves(ctx, runs);
+        SaveReport(ctx, runs, rows, epochs);
+        foreach (var (run, _) in runs)
+        {
+            run.Network.Dispose();
+        }
+    }
+
+    /// <summary>regularization.csv and the plot of train and test accuracy per epoch.</summary>
+    private static void SaveCurves(ExperimentContext ctx, List<(ExperimentRun Run, double TrainAccuracy)> runs)
+    {
         var csv = new CsvTable("run", "epoch", "train_loss", "train_accuracy_running", "test_accuracy");
         foreach (var (run, _) in runs)
         {
@@ -58,7 +69,11 @@ internal static class RegularizationExperiment
                 new Curve(r.Run.Name + " train", r.Run.History.Epochs.Select(e => ((double)e.Epoch + 1, e.TrainAccuracy)).ToList()),
                 new Curve(r.Run.Name + " test", r.Run.History.Epochs.Select(e => ((double)e.Epoch + 1, e.ValidationAccuracy ?? double.NaN)).ToList()),
             }));
+    }
 
+    /// <summary>Writes report.md: the two regularization claims checked against the runs (without BN first).</summary>
+    private static void SaveReport(ExperimentContext ctx, List<(ExperimentRun Run, double TrainAccuracy)> runs, int rows, int epochs)
+    {
         var report = new MarkdownReport("Does Batch Normalization regularize? Train/test gap with and without BN, dropout off");
         var (plain, plainTrain) = runs[0];
         var (bn, bnTrain) = runs[1];
@@ -73,9 +88,5 @@ internal static class RegularizationExperiment
                          $"test accuracy over {ctx.Test.Count} test images. Training time: {bn.Seconds:F0} s with BN, {plain.Seconds:F0} s without.");
         report.Image("regularization.png", "train and test accuracy per epoch");
         report.Save(ctx.PathOf("report.md"));
-        foreach (var (run, _) in runs)
-        {
-            run.Network.Dispose();
-        }
     }
 }

@@ -5,11 +5,6 @@ using OxyPlot.Series;
 
 namespace Bn.MLNet.Samples.Reporting;
 
-/// <summary>One named curve of a line plot.</summary>
-/// <param name="Name">Legend text.</param>
-/// <param name="Points">Points in x order.</param>
-public sealed record Curve(string Name, IReadOnlyList<(double X, double Y)> Points);
-
 /// <summary>Writes titled line plots with labelled axes and a legend as PNG files (OxyPlot on SkiaSharp).</summary>
 public static class LinePlot
 {
@@ -22,7 +17,8 @@ public static class LinePlot
     /// <param name="logX">Use a base-2 logarithmic horizontal axis (for batch sizes).</param>
     /// <param name="yMin">Optional lower bound of the vertical axis.</param>
     /// <param name="yMax">Optional upper bound of the vertical axis.</param>
-    public static void Save(string path, string title, string xLabel, string yLabel, IEnumerable<Curve> curves, bool logX = false, double? yMin = null, double? yMax = null)
+    /// <param name="legendOutside">Put the legend to the right of the plot area instead of inside its bottom-right corner.</param>
+    public static void Save(string path, string title, string xLabel, string yLabel, IEnumerable<Curve> curves, bool logX = false, double? yMin = null, double? yMax = null, bool legendOutside = false)
     {
         var model = new PlotModel { Title = title, Background = OxyColors.White };
         Axis x = logX
@@ -42,7 +38,9 @@ public static class LinePlot
         }
 
         model.Axes.Add(y);
-        model.Legends.Add(new Legend { LegendPosition = LegendPosition.RightBottom, LegendPlacement = LegendPlacement.Inside, LegendBackground = OxyColor.FromAColor(200, OxyColors.White) });
+        model.Legends.Add(legendOutside
+            ? new Legend { LegendPosition = LegendPosition.RightTop, LegendPlacement = LegendPlacement.Outside }
+            : new Legend { LegendPosition = LegendPosition.RightBottom, LegendPlacement = LegendPlacement.Inside, LegendBackground = OxyColor.FromAColor(200, OxyColors.White) });
 
         foreach (var curve in curves)
         {

@@ -17,6 +17,9 @@ public sealed class MarkdownReport
     public void Claim(string claim, string measured, bool? reproduced) =>
         _claims.Add((claim, measured, reproduced switch { true => "reproduced", false => "not reproduced", null => "inconclusive" }));
 
+    /// <summary>Adds a row to the claims table with a verdict in words, e.g. "partly reproduced".</summary>
+    public void Claim(string claim, string measured, string verdict) => _claims.Add((claim, measured, verdict));
+
     /// <summary>Adds a paragraph.</summary>
     public void Paragraph(string text) => _body.AppendLine(text).AppendLine();
 

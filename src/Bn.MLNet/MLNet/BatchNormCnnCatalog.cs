@@ -48,16 +48,16 @@ public static class BatchNormCnnCatalog
     /// <exception cref="ArgumentException">An argument is out of range.</exception>
     public static BatchNormCnnEstimator BatchNormCnn(
         this TransformsCatalog catalog,
-        string featureColumnName = "Features",
-        string labelColumnName = "Label",
-        string scoreColumnName = "Score",
-        string predictedLabelColumnName = "PredictedLabel",
-        int epochs = 10,
-        int batchSize = 128,
-        double learningRate = 0.1,
-        int imageChannels = 1,
-        int imageHeight = 28,
-        int imageWidth = 28,
+        string featureColumnName = BatchNormCnnOptions.DefaultFeatureColumnName,
+        string labelColumnName = BatchNormCnnOptions.DefaultLabelColumnName,
+        string scoreColumnName = BatchNormCnnOptions.DefaultScoreColumnName,
+        string predictedLabelColumnName = BatchNormCnnOptions.DefaultPredictedLabelColumnName,
+        int epochs = Training.TrainerOptions.DefaultEpochs,
+        int batchSize = Training.TrainerOptions.DefaultBatchSize,
+        double learningRate = Training.TrainerOptions.DefaultLearningRate,
+        int imageChannels = Networks.NetworkArchitecture.DefaultInputChannels,
+        int imageHeight = Networks.NetworkArchitecture.DefaultInputSize,
+        int imageWidth = Networks.NetworkArchitecture.DefaultInputSize,
         int? seed = null) =>
         BatchNormCnn(catalog, new BatchNormCnnOptions
         {

@@ -80,7 +80,7 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
         ArgumentNullException.ThrowIfNull(input);
         var o = _options;
         var columns = ColumnSettings.From(o);
-        ClassLabels labels = CheckData(input, columns);
+        var labels = CheckData(input, o.ValidationData, columns);
 
         var host = _env.Register("BatchNormCnn");
         int seed = o.Seed ?? host.Rand.Next();
@@ -132,28 +132,27 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
     }
 
     /// <summary>
-    /// Checks the training data (and <see cref="BatchNormCnnOptions.ValidationData"/>): feature and label columns, at least
-    /// one row, and the same class count in both. Returns the training label's classes.
+    /// Checks the training data and the optional validation data (feature column, rows, key-typed label column with the
+    /// same number of classes) and returns the training data's class labels.
     /// </summary>
-    private ClassLabels CheckData(IDataView input, ColumnSettings columns)
+    private static ClassLabels CheckData(IDataView input, IDataView? validationData, ColumnSettings columns)
     {
-        var o = _options;
         BatchNormCnnSchema.CheckFeatureColumn(input.Schema, columns, nameof(input));
         CheckHasRows(input, $"The training data (Fit's input, feature column '{columns.FeatureColumnName}', label column '{columns.LabelColumnName}') has no rows; " +
             "training needs at least 2. Check the file or collection it was loaded from and any filter before the estimator.", nameof(input));
         var labelColumn = BatchNormCnnSchema.CheckLabelColumn(input.Schema, columns, nameof(input));
         var labels = ClassLabels.FromColumn(labelColumn);
-        if (o.ValidationData is not null)
+        if (validationData is not null)
         {
-            BatchNormCnnSchema.CheckFeatureColumn(o.ValidationData.Schema, columns, nameof(o.ValidationData));
-            CheckHasRows(o.ValidationData, "The validation data (BatchNormCnnOptions.ValidationData) has no rows; pass data with rows, or leave ValidationData null.",
-                nameof(o.ValidationData));
-            var vl = BatchNormCnnSchema.CheckLabelColumn(o.ValidationData.Schema, columns, nameof(o.ValidationData));
+            BatchNormCnnSchema.CheckFeatureColumn(validationData.Schema, columns, nameof(BatchNormCnnOptions.ValidationData));
+            CheckHasRows(validationData, "The validation data (BatchNormCnnOptions.ValidationData) has no rows; pass data with rows, or leave ValidationData null.",
+                nameof(BatchNormCnnOptions.ValidationData));
+            var vl = BatchNormCnnSchema.CheckLabelColumn(validationData.Schema, columns, nameof(BatchNormCnnOptions.ValidationData));
             if (((KeyDataViewType)vl.Type).Count != (ulong)labels.Count)
             {
                 throw new ArgumentException(
                     $"Validation label column '{columns.LabelColumnName}' has {((KeyDataViewType)vl.Type).Count} classes; the training data has {labels.Count}. " +
-                    "Fit one MapValueToKey on the training data and apply it to both.", nameof(o.ValidationData));
+                    "Fit one MapValueToKey on the training data and apply it to both.", nameof(BatchNormCnnOptions.ValidationData));
             }
         }
 

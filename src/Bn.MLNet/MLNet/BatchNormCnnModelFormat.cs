@@ -30,13 +30,18 @@ internal sealed record NamedTensor(string Name, ScalarType DType, long[] Shape, 
 /// Format version history:
 /// <list type="bullet">
 /// <item><description>1 (Bn.MLNet 0.1): first version.</description></item>
+/// <item><description>
+/// 2: the architecture JSON gains <c>batchRenormRMax</c>, <c>batchRenormDMax</c> and <c>batchRenormWarmupSteps</c>, and
+/// <c>normalization</c> may be <c>BatchRenorm</c>; the byte layout is unchanged. Version 1 files (without these fields)
+/// load with the fields' defaults, which only Batch Renormalization reads.
+/// </description></item>
 /// </list>
 /// Any change of the layout below increments <see cref="FormatVersion"/>; a reader refuses versions above its own.
 /// </remarks>
 internal static class BatchNormCnnModelFormat
 {
     /// <summary>The payload format this code writes and the newest it reads.</summary>
-    public const int FormatVersion = 1;
+    public const int FormatVersion = 2;
 
     /// <summary>The oldest payload format this code reads.</summary>
     public const int MinFormatVersion = 1;
@@ -53,7 +58,7 @@ internal static class BatchNormCnnModelFormat
     public static byte[] WriteNetwork(BatchNormCnnModelContent c)
     {
         // Binary format of the side stream "BatchNormCnn.bin" (all little-endian, strings as BinaryWriter strings):
-        //   string   architecture JSON (NetworkArchitecture.ToJson)
+        //   string   architecture JSON (NetworkArchitecture.ToJson; from version 2 with the Batch Renormalization fields)
         //   int32    C; float32[C] input mean; float32[C] input standard deviation
         //   labels   ClassLabels.Write: int32 count; byte type code; count values
         //   string   training history JSON ("" when there is none)
@@ -202,16 +207,7 @@ internal static class BatchNormCnnModelFormat
         try
         {
             using var r = new BinaryReader(new MemoryStream(bytes), Encoding.UTF8);
-            NetworkArchitecture arch;
-            try
-            {
-                arch = NetworkArchitecture.FromJson(r.ReadString());
-            }
-            catch (ArgumentException e)
-            {
-                throw new InvalidDataException($"The BatchNormCnn model's architecture is invalid: {e.Message}", e);
-            }
-
+            NetworkArchitecture arch = ReadArchitecture(r);
             int c = r.ReadInt32();
             if (c != arch.InputChannels)
                 throw new InvalidDataException($"The BatchNormCnn model stores {c} standardization channels for a {arch.InputChannels}-channel network.");
@@ -222,52 +218,8 @@ internal static class BatchNormCnnModelFormat
             var labels = ClassLabels.Read(r);
             if (labels.Count != arch.ClassCount)
                 throw new InvalidDataException($"The BatchNormCnn model has {labels.Count} class labels for {arch.ClassCount} network outputs.");
-            var historyJson = r.ReadString();
-            TrainingHistory? history = null;
-            if (historyJson.Length > 0)
-            {
-                try
-                {
-                    history = TrainingHistory.FromJson(historyJson);
-                }
-                catch (Exception e) when (e is System.Text.Json.JsonException or ArgumentException or NotSupportedException)
-                {
-                    throw new InvalidDataException($"The BatchNormCnn model's training history is invalid: {e.Message}", e);
-                }
-            }
-
-            int count = r.ReadInt32();
-            if (count < 0 || count > 100_000)
-                throw new InvalidDataException($"The BatchNormCnn model's tensor count {count} is invalid.");
-            var tensors = new List<NamedTensor>(count);
-            for (int i = 0; i < count; i++)
-            {
-                string name = r.ReadString();
-                byte dtype = r.ReadByte();
-                int rank = r.ReadInt32();
-                if (rank < 0 || rank > 8)
-                    throw new InvalidDataException($"Tensor '{name}' has invalid rank {rank}.");
-                var shape = ReadArray(r, rank, r.ReadInt64);
-                long numel = 1;
-                foreach (var d in shape)
-                {
-                    if (d < 0 || d > int.MaxValue)
-                        throw new InvalidDataException($"Tensor '{name}' has invalid shape [{string.Join(", ", shape)}].");
-                    numel = checked(numel * d);
-                }
-
-                int elementSize = dtype == DTypeInt64 ? 8 : 4;
-                if (numel * elementSize > bytes.Length - r.BaseStream.Position)
-                    throw new InvalidDataException($"Tensor '{name}' claims more values than the stream holds.");
-                Array data = dtype switch
-                {
-                    DTypeFloat32 => ReadArray(r, (int)numel, r.ReadSingle),
-                    DTypeInt64 => ReadArray(r, (int)numel, r.ReadInt64),
-                    _ => throw new InvalidDataException($"Tensor '{name}' has unknown dtype code {dtype}."),
-                };
-                tensors.Add(new NamedTensor(name, dtype == DTypeFloat32 ? ScalarType.Float32 : ScalarType.Int64, shape, data));
-            }
-
+            TrainingHistory? history = ReadHistory(r);
+            List<NamedTensor> tensors = ReadTensors(r, bytes.Length);
             if (r.BaseStream.Position != bytes.Length)
                 throw new InvalidDataException($"The BatchNormCnn model's stream {NetworkStreamName} has {bytes.Length - r.BaseStream.Position} unexpected trailing bytes.");
             if (main.Columns.ImageChannels != arch.InputChannels || main.Columns.ImageHeight != arch.InputHeight || main.Columns.ImageWidth != arch.InputWidth)
@@ -278,6 +230,77 @@ internal static class BatchNormCnnModelFormat
         {
             throw new InvalidDataException($"The BatchNormCnn model's stream {NetworkStreamName} is truncated.", e);
         }
+    }
+
+    private static NetworkArchitecture ReadArchitecture(BinaryReader r)
+    {
+        try
+        {
+            return NetworkArchitecture.FromJson(r.ReadString());
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"The BatchNormCnn model's architecture is invalid: {e.Message}", e);
+        }
+    }
+
+    /// <summary>The training history (an empty string when none was saved).</summary>
+    private static TrainingHistory? ReadHistory(BinaryReader r)
+    {
+        var historyJson = r.ReadString();
+        if (historyJson.Length == 0)
+            return null;
+        try
+        {
+            return TrainingHistory.FromJson(historyJson);
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or ArgumentException or NotSupportedException)
+        {
+            throw new InvalidDataException($"The BatchNormCnn model's training history is invalid: {e.Message}", e);
+        }
+    }
+
+    /// <summary>The tensor count, then each tensor: name, dtype code, rank, shape, values.</summary>
+    private static List<NamedTensor> ReadTensors(BinaryReader r, long streamLength)
+    {
+        int count = r.ReadInt32();
+        if (count < 0 || count > 100_000)
+            throw new InvalidDataException($"The BatchNormCnn model's tensor count {count} is invalid.");
+        var tensors = new List<NamedTensor>(count);
+        for (int i = 0; i < count; i++)
+        {
+            tensors.Add(ReadTensor(r, streamLength));
+        }
+
+        return tensors;
+    }
+
+    private static NamedTensor ReadTensor(BinaryReader r, long streamLength)
+    {
+        string name = r.ReadString();
+        byte dtype = r.ReadByte();
+        int rank = r.ReadInt32();
+        if (rank < 0 || rank > 8)
+            throw new InvalidDataException($"Tensor '{name}' has invalid rank {rank}.");
+        var shape = ReadArray(r, rank, r.ReadInt64);
+        long numel = 1;
+        foreach (var d in shape)
+        {
+            if (d < 0 || d > int.MaxValue)
+                throw new InvalidDataException($"Tensor '{name}' has invalid shape [{string.Join(", ", shape)}].");
+            numel = checked(numel * d);
+        }
+
+        int elementSize = dtype == DTypeInt64 ? 8 : 4;
+        if (numel * elementSize > streamLength - r.BaseStream.Position)
+            throw new InvalidDataException($"Tensor '{name}' claims more values than the stream holds.");
+        Array data = dtype switch
+        {
+            DTypeFloat32 => ReadArray(r, (int)numel, r.ReadSingle),
+            DTypeInt64 => ReadArray(r, (int)numel, r.ReadInt64),
+            _ => throw new InvalidDataException($"Tensor '{name}' has unknown dtype code {dtype}."),
+        };
+        return new NamedTensor(name, dtype == DTypeFloat32 ? ScalarType.Float32 : ScalarType.Int64, shape, data);
     }
 
     /// <summary>The state dict of <paramref name="network"/> as plain data (parameters and buffers, running statistics included).</summary>

@@ -1,50 +1,48 @@
 using Bn.MLNet.Networks;
+using Bn.MLNet.Normalization;
 using Bn.MLNet.Training;
 using Microsoft.ML;
 
 namespace Bn.MLNet;
-
-/// <summary>How a trained <see cref="BatchNormCnnTransformer"/> normalizes at inference time.</summary>
-public enum BatchNormInferenceMode
-{
-    /// <summary>Batch Normalization uses the moving averages of mean and variance updated during training (the default, as in PyTorch).</summary>
-    RunningAverages,
-
-    /// <summary>
-    /// After training, the moving averages are replaced by population statistics computed over one pass of the
-    /// training data in training-mode mini-batches (the paper's Algorithm 2, steps 8–11). Needs
-    /// <see cref="NormalizationKind.Batch"/>.
-    /// </summary>
-    PopulationStatistics,
-
-    /// <summary>
-    /// Every Batch Normalization is folded into the convolution or linear layer before it (same function as
-    /// <see cref="RunningAverages"/>, fewer operations). Needs <see cref="NormalizationKind.Batch"/>,
-    /// <see cref="NormalizationKind.BatchNative"/> or <see cref="NormalizationKind.None"/>.
-    /// </summary>
-    Folded,
-}
 
 /// <summary>
 /// Settings of <see cref="BatchNormCnnCatalog.BatchNormCnn(TransformsCatalog, BatchNormCnnOptions)"/>: the columns,
 /// the image shape, the network, the training engine and the inference mode. Every property is settable so an object
 /// initializer works; each documents its default.
 /// </summary>
+/// <remarks>
+/// The defaults are the training recipe of the samples' <c>train</c> command, which reads its defaults from this
+/// class: SGD with Nesterov momentum, a one-cycle schedule to 0.1, weight decay 5e-4, batch 128, label smoothing 0.1,
+/// random crops (padding 2) and horizontal flips. The lower-level <see cref="TrainerOptions"/> leaves smoothing and
+/// augmentation off by default.
+/// </remarks>
 public sealed class BatchNormCnnOptions
 {
     // ---- Columns -----------------------------------------------------------------------------------------------
 
+    /// <summary>Default of <see cref="FeatureColumnName"/>.</summary>
+    internal const string DefaultFeatureColumnName = "Features";
+
+    /// <summary>Default of <see cref="LabelColumnName"/>.</summary>
+    internal const string DefaultLabelColumnName = "Label";
+
+    /// <summary>Default of <see cref="ScoreColumnName"/>.</summary>
+    internal const string DefaultScoreColumnName = "Score";
+
+    /// <summary>Default of <see cref="PredictedLabelColumnName"/>.</summary>
+    internal const string DefaultPredictedLabelColumnName = "PredictedLabel";
+
     /// <summary>The feature column: a known-size vector of Single, Byte or Double of length C×H×W. Default "Features".</summary>
-    public string FeatureColumnName { get; set; } = "Features";
+    public string FeatureColumnName { get; set; } = DefaultFeatureColumnName;
 
     /// <summary>The label column: a key type (use <c>MapValueToKey</c> first). Default "Label".</summary>
-    public string LabelColumnName { get; set; } = "Label";
+    public string LabelColumnName { get; set; } = DefaultLabelColumnName;
 
     /// <summary>The output column of softmax class probabilities (vector of Single). Default "Score".</summary>
-    public string ScoreColumnName { get; set; } = "Score";
+    public string ScoreColumnName { get; set; } = DefaultScoreColumnName;
 
     /// <summary>The output column of the predicted class (the label's key type). Default "PredictedLabel".</summary>
-    public string PredictedLabelColumnName { get; set; } = "PredictedLabel";
+    public string PredictedLabelColumnName { get; set; } = DefaultPredictedLabelColumnName;
 
     /// <summary>
     /// Optional output column with the last hidden layer's activations (vector of Single, length
@@ -55,13 +53,13 @@ public sealed class BatchNormCnnOptions
     // ---- Image shape -------------------------------------------------------------------------------------------
 
     /// <summary>Image channels C. Default 1.</summary>
-    public int ImageChannels { get; set; } = 1;
+    public int ImageChannels { get; set; } = NetworkArchitecture.DefaultInputChannels;
 
     /// <summary>Image height H in pixels. Default 28.</summary>
-    public int ImageHeight { get; set; } = 28;
+    public int ImageHeight { get; set; } = NetworkArchitecture.DefaultInputSize;
 
     /// <summary>Image width W in pixels. Default 28.</summary>
-    public int ImageWidth { get; set; } = 28;
+    public int ImageWidth { get; set; } = NetworkArchitecture.DefaultInputSize;
 
     // ---- Network -----------------------------------------------------------------------------------------------
 
@@ -76,66 +74,92 @@ public sealed class BatchNormCnnOptions
     public IList<int>? HiddenLayers { get; set; }
 
     /// <summary>Dropout after each hidden layer's activation. Default 0.25.</summary>
-    public double Dropout { get; set; } = 0.25;
+    public double Dropout { get; set; } = NetworkArchitecture.DefaultNetworkDropout;
 
     /// <summary>Normalization after every convolution and hidden layer. Default <see cref="NormalizationKind.Batch"/>.</summary>
-    public NormalizationKind Normalization { get; set; } = NormalizationKind.Batch;
+    public NormalizationKind Normalization { get; set; } = NetworkArchitecture.DefaultNormalization;
 
     /// <summary>Activation after every normalization. Default <see cref="ActivationKind.ReLU"/>.</summary>
-    public ActivationKind Activation { get; set; } = ActivationKind.ReLU;
+    public ActivationKind Activation { get; set; } = NetworkArchitecture.DefaultActivation;
 
     /// <summary>
     /// Momentum of the BN running-statistics update (new = (1 − m)·old + m·batch). Default 0.1;
     /// <see langword="null"/> = cumulative average (only with <see cref="NormalizationKind.Batch"/>).
     /// </summary>
-    public double? BatchNormMomentum { get; set; } = 0.1;
+    public double? BatchNormMomentum { get; set; } = NetworkArchitecture.DefaultBatchNormMomentum;
 
     /// <summary>The ε added to the variance. Default 1e-5.</summary>
-    public double BatchNormEps { get; set; } = 1e-5;
+    public double BatchNormEps { get; set; } = NetworkArchitecture.DefaultBatchNormEps;
 
     /// <summary>Groups of <see cref="NormalizationKind.Group"/>. Default 8.</summary>
-    public int GroupCount { get; set; } = 8;
+    public int GroupCount { get; set; } = NetworkArchitecture.DefaultGroupCount;
+
+    /// <summary>
+    /// Final r_max of <see cref="NormalizationKind.BatchRenorm"/>: r = σ_B/σ is clipped to [1/r_max, r_max] (≥ 1).
+    /// Default <see cref="BatchRenormSchedule.DefaultRMax"/> (3, the paper's).
+    /// </summary>
+    public double BatchRenormRMax { get; set; } = BatchRenormSchedule.DefaultRMax;
+
+    /// <summary>
+    /// Final d_max of <see cref="NormalizationKind.BatchRenorm"/>: d = (μ_B − μ)/σ is clipped to [−d_max, d_max] (≥ 0).
+    /// Default <see cref="BatchRenormSchedule.DefaultDMax"/> (5, the paper's).
+    /// </summary>
+    public double BatchRenormDMax { get; set; } = BatchRenormSchedule.DefaultDMax;
+
+    /// <summary>
+    /// Training steps over which <see cref="NormalizationKind.BatchRenorm"/> relaxes r_max from 1 and d_max from 0 to
+    /// their final values, linearly (≥ 0; 0 = final limits from the first step). Default
+    /// <see cref="BatchRenormSchedule.DefaultWarmupSteps"/> (2,000).
+    /// </summary>
+    public long BatchRenormWarmupSteps { get; set; } = BatchRenormSchedule.DefaultWarmupSteps;
 
     // ---- Training engine ---------------------------------------------------------------------------------------
 
     /// <summary>Passes over the training data. Default 10.</summary>
-    public int Epochs { get; set; } = 10;
+    public int Epochs { get; set; } = TrainerOptions.DefaultEpochs;
 
     /// <summary>Optional step budget that overrides <see cref="Epochs"/>. Default <see langword="null"/>.</summary>
     public long? MaxSteps { get; set; }
 
     /// <summary>Rows per training mini-batch. Default 128.</summary>
-    public int BatchSize { get; set; } = 128;
+    public int BatchSize { get; set; } = TrainerOptions.DefaultBatchSize;
 
     /// <summary>Optimizer. Default <see cref="OptimizerKind.Sgd"/> (with momentum).</summary>
-    public OptimizerKind Optimizer { get; set; } = OptimizerKind.Sgd;
+    public OptimizerKind Optimizer { get; set; } = TrainerOptions.DefaultOptimizer;
 
     /// <summary>Base (peak, for one-cycle) learning rate. Default 0.1.</summary>
-    public double LearningRate { get; set; } = 0.1;
+    public double LearningRate { get; set; } = TrainerOptions.DefaultLearningRate;
 
     /// <summary>Multiplier of the learning rate (the paper's ×5 and ×30 runs). Default 1.</summary>
-    public double LearningRateMultiplier { get; set; } = 1.0;
+    public double LearningRateMultiplier { get; set; } = TrainerOptions.DefaultLearningRateMultiplier;
 
     /// <summary>Learning-rate schedule. Default <see cref="LearningRateScheduleKind.OneCycle"/>.</summary>
-    public LearningRateScheduleKind Schedule { get; set; } = LearningRateScheduleKind.OneCycle;
+    public LearningRateScheduleKind Schedule { get; set; } = TrainerOptions.DefaultSchedule;
 
     /// <summary>SGD momentum. Default 0.9.</summary>
-    public double Momentum { get; set; } = 0.9;
+    public double Momentum { get; set; } = TrainerOptions.DefaultMomentum;
 
     /// <summary>Nesterov momentum for SGD. Default <see langword="true"/>.</summary>
-    public bool Nesterov { get; set; } = true;
+    public bool Nesterov { get; set; } = TrainerOptions.DefaultNesterov;
 
     /// <summary>Weight decay (decoupled for AdamW). Default 5e-4.</summary>
-    public double WeightDecay { get; set; } = 5e-4;
+    public double WeightDecay { get; set; } = TrainerOptions.DefaultWeightDecay;
 
-    /// <summary>Label smoothing of the cross-entropy loss. Default 0.</summary>
-    public double LabelSmoothing { get; set; }
+    /// <summary>Label smoothing of the cross-entropy loss; 0 disables it. Default 0.1.</summary>
+    public double LabelSmoothing { get; set; } = 0.1;
 
-    /// <summary>Random-crop padding in pixels for augmentation; 0 disables it. Default 0.</summary>
-    public int RandomCropPadding { get; set; }
+    /// <summary>
+    /// Random-crop augmentation: each training image is zero-padded by this many pixels on every side and cropped back
+    /// to its size at a random offset; 0 disables it. Default 2. Set 0 when the features are not an image (for
+    /// example a 1×1×N vector), where a shifted crop would replace values by padding.
+    /// </summary>
+    public int RandomCropPadding { get; set; } = 2;
 
-    /// <summary>Random horizontal flips for augmentation. Default <see langword="false"/>.</summary>
-    public bool HorizontalFlip { get; set; }
+    /// <summary>
+    /// Random horizontal flips for augmentation. Default <see langword="true"/>. Set <see langword="false"/> when
+    /// a mirrored image may belong to another class (digits, letters, left/right arrows) or the features are not an image.
+    /// </summary>
+    public bool HorizontalFlip { get; set; } = true;
 
     /// <summary>
     /// Seed of weight initialization, dropout, augmentation and shuffling. Default <see langword="null"/>: drawn from
@@ -203,6 +227,9 @@ public sealed class BatchNormCnnOptions
             BatchNormMomentum = BatchNormMomentum,
             BatchNormEps = BatchNormEps,
             GroupCount = GroupCount,
+            BatchRenormRMax = BatchRenormRMax,
+            BatchRenormDMax = BatchRenormDMax,
+            BatchRenormWarmupSteps = BatchRenormWarmupSteps,
         };
         a.Validate();
         return a;
@@ -254,10 +281,12 @@ public sealed class BatchNormCnnOptions
         Require(InferenceBatchSize >= 1, nameof(InferenceBatchSize), $"must be at least 1 (was {InferenceBatchSize})");
         Require(ShuffleBufferSize >= 1, nameof(ShuffleBufferSize), $"must be at least 1 (was {ShuffleBufferSize})");
         Require(Enum.IsDefined(InferenceMode), nameof(InferenceMode), $"unknown value {InferenceMode}");
-        Require(InferenceMode != BatchNormInferenceMode.PopulationStatistics || Normalization == NormalizationKind.Batch,
-            nameof(InferenceMode), $"PopulationStatistics needs Normalization = Batch (was {Normalization})");
-        Require(InferenceMode != BatchNormInferenceMode.Folded || Normalization is NormalizationKind.Batch or NormalizationKind.BatchNative or NormalizationKind.None,
-            nameof(InferenceMode), $"Folded needs Normalization = Batch, BatchNative or None (was {Normalization}, whose statistics depend on each input)");
+        Require(InferenceMode != BatchNormInferenceMode.PopulationStatistics || Normalization is NormalizationKind.Batch or NormalizationKind.BatchRenorm,
+            nameof(InferenceMode), $"PopulationStatistics needs Normalization = Batch or BatchRenorm (was {Normalization})");
+        Require(InferenceMode != BatchNormInferenceMode.Folded || Normalization is NormalizationKind.Batch or NormalizationKind.BatchNative or NormalizationKind.BatchRenorm or NormalizationKind.None,
+            nameof(InferenceMode), $"Folded needs Normalization = Batch, BatchNative, BatchRenorm or None (was {Normalization}, whose statistics depend on each input)");
+        BatchRenormSchedule.Validate(BatchRenormRMax, BatchRenormDMax, BatchRenormWarmupSteps,
+            nameof(BatchRenormRMax), nameof(BatchRenormDMax), nameof(BatchRenormWarmupSteps), "BatchNormCnnOptions.");
         Require(EarlyStoppingPatience is null || ValidationData is not null, nameof(EarlyStoppingPatience), "needs ValidationData");
         ToArchitecture(2);
         ToTrainerOptions(0);

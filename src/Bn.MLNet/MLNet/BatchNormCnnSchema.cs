@@ -304,6 +304,9 @@ internal sealed class ClassLabels
         return Create(count, kind.Code, values);
     }
 
+    /// <summary>Text key values (class names), in class order.</summary>
+    public static ClassLabels FromNames(IReadOnlyList<string> names) => Create(names.Count, 1, names.ToArray());
+
     private static T[] ReadKeyValues<T>(DataViewSchema.Column label, int count)
     {
         VBuffer<T> buffer = default;

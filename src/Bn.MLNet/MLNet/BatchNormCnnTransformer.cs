@@ -191,6 +191,61 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
         }
     }
 
+    /// <summary>
+    /// Wraps a network trained outside an ML.NET pipeline (for example with <see cref="Trainer"/>) as a transformer,
+    /// so that it scores, saves and loads through <c>mlContext.Model</c> like one that <c>Fit</c> returned. The
+    /// transformer holds its own copy of the weights (in eval mode); <paramref name="network"/> stays the caller's.
+    /// </summary>
+    /// <param name="mlContext">The context whose log the transformer uses.</param>
+    /// <param name="network">The trained network; its architecture gives the image shape and the class count.</param>
+    /// <param name="classNames">One name per class, in class order: the key values of <c>PredictedLabel</c> and the slot names of <c>Score</c>.</param>
+    /// <param name="options">Column names, <see cref="BatchNormCnnOptions.InferenceMode"/> and
+    /// <see cref="BatchNormCnnOptions.InferenceBatchSize"/> (its image shape and training settings are not used). Default: the defaults.</param>
+    /// <param name="history">What happened during training, saved with the model. Default null.</param>
+    /// <exception cref="ArgumentException">The class names do not match the network's class count, or an option is invalid;
+    /// <see cref="BatchNormInferenceMode.PopulationStatistics"/> is refused (call <c>PopulationStatistics.Recompute</c> on the network first).</exception>
+    public static BatchNormCnnTransformer FromNetwork(
+        MLContext mlContext, BnCnn network, IReadOnlyList<string> classNames, BatchNormCnnOptions? options = null, TrainingHistory? history = null)
+    {
+        ArgumentNullException.ThrowIfNull(mlContext);
+        ArgumentNullException.ThrowIfNull(network);
+        ArgumentNullException.ThrowIfNull(classNames);
+        var architecture = network.Architecture;
+        if (classNames.Count != architecture.ClassCount)
+            throw new ArgumentException($"{classNames.Count} class names were given for a network with {architecture.ClassCount} classes.", nameof(classNames));
+        var o = options?.Clone() ?? new BatchNormCnnOptions();
+        o.ImageChannels = architecture.InputChannels;
+        o.ImageHeight = architecture.InputHeight;
+        o.ImageWidth = architecture.InputWidth;
+        o.ConvStages = architecture.ConvStages;
+        o.HiddenLayers = architecture.HiddenLayers;
+        o.Dropout = architecture.Dropout;
+        o.Normalization = architecture.Normalization;
+        o.Activation = architecture.Activation;
+        o.BatchNormMomentum = architecture.BatchNormMomentum;
+        o.BatchNormEps = architecture.BatchNormEps;
+        o.GroupCount = architecture.GroupCount;
+        o.Validate();
+        if (o.InferenceMode == BatchNormInferenceMode.PopulationStatistics)
+        {
+            throw new ArgumentException("BatchNormCnnOptions.InferenceMode PopulationStatistics needs the training data: call " +
+                "Normalization.PopulationStatistics.Recompute on the network first and use RunningAverages.", nameof(options));
+        }
+
+        var copy = new BnCnn(architecture);
+        try
+        {
+            BatchNormCnnModelFormat.ImportStateDict(copy, BatchNormCnnModelFormat.ExportStateDict(network));
+            return new BatchNormCnnTransformer(MLNetInternals.GetEnvironment(mlContext.Transforms), ColumnSettings.From(o),
+                ClassLabels.FromNames(classNames), copy, history, o.InferenceMode, o.InferenceBatchSize);
+        }
+        catch
+        {
+            copy.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Releases the network(s); the transformer cannot be used afterwards.</summary>
     public void Dispose()
     {

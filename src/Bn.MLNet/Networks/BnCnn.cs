@@ -211,7 +211,8 @@ public sealed class BnCnn : Module<Tensor, Tensor>
 
     /// <summary>
     /// Returns a new network computing the same eval-mode function without batch normalization: every BN is folded into
-    /// the convolution or linear layer before it (w' = w·γ/√(σ²+ε), b' = β + (b − μ)·γ/√(σ²+ε), using the running statistics).
+    /// the convolution or linear layer before it (w' = w·γ/√(σ²+ε), b' = β + (b − μ)·γ/√(σ²+ε), using the running statistics
+    /// and ε of each BN layer, through <see cref="Bn.MLNet.Normalization.BatchNormFolding"/>'s routine, computed in float64).
     /// The result has <see cref="NetworkArchitecture.Normalization"/> = <see cref="NormalizationKind.None"/> and is in eval mode.
     /// </summary>
     /// <exception cref="NotSupportedException">The network uses group or layer normalization, whose statistics depend on each input.</exception>
@@ -226,14 +227,13 @@ public sealed class BnCnn : Module<Tensor, Tensor>
         NetworkArchitecture foldedArchitecture = _architecture.Clone();
         foldedArchitecture.Normalization = NormalizationKind.None;
         var folded = new BnCnn(foldedArchitecture);
-        double eps = _architecture.BatchNormEps;
 
         using (torch.no_grad())
         {
             folded._inputMean.copy_(_inputMean);
             folded._inputStd.copy_(_inputStd);
-            FoldList(_features, _featureRoles, folded._features, folded._featureRoles, eps);
-            FoldList(_classifier, _classifierRoles, folded._classifier, folded._classifierRoles, eps);
+            FoldList(_features, _featureRoles, folded._features, folded._featureRoles);
+            FoldList(_classifier, _classifierRoles, folded._classifier, folded._classifierRoles);
             folded._logits.weight!.copy_(_logits.weight!);
             folded._logits.bias!.copy_(_logits.bias!);
         }
@@ -383,7 +383,7 @@ public sealed class BnCnn : Module<Tensor, Tensor>
 
     private static void FoldList(
         ModuleList<Module<Tensor, Tensor>> source, LayerRole[] sourceRoles,
-        ModuleList<Module<Tensor, Tensor>> target, LayerRole[] targetRoles, double eps)
+        ModuleList<Module<Tensor, Tensor>> target, LayerRole[] targetRoles)
     {
         int t = 0;
         for (int s = 0; s < source.Count; s++)
@@ -404,19 +404,7 @@ public sealed class BnCnn : Module<Tensor, Tensor>
             Tensor targetBias = Param(target[t], "bias");
             if (s + 1 < source.Count && sourceRoles[s + 1] == LayerRole.Norm)
             {
-                Module bn = source[s + 1];
-                using DisposeScope scope = torch.NewDisposeScope();
-                Tensor mean = Buffer(bn, "running_mean");
-                Tensor variance = Buffer(bn, "running_var");
-                Tensor gamma = TryParam(bn, "weight") ?? torch.ones_like(mean);
-                Tensor beta = TryParam(bn, "bias") ?? torch.zeros_like(mean);
-                Tensor scale = gamma / (variance + eps).sqrt();
-                var shape = new long[weight.dim()];
-                Array.Fill(shape, 1L);
-                shape[0] = -1;
-                targetWeight.copy_(weight * scale.view(shape));
-                Tensor b = bias ?? torch.zeros_like(mean);
-                targetBias.copy_(beta + (b - mean) * scale);
+                Bn.MLNet.Normalization.BatchNormFolding.FoldInto(weight, bias, source[s + 1], targetWeight, targetBias);
             }
             else
             {
@@ -451,20 +439,7 @@ public sealed class BnCnn : Module<Tensor, Tensor>
         return null;
     }
 
-    private static Tensor Buffer(Module module, string name)
-    {
-        foreach ((string n, Tensor b) in module.named_buffers(recurse: false))
-        {
-            if (n == name)
-            {
-                return b;
-            }
-        }
-
-        throw new InvalidOperationException($"{module.GetName()} has no buffer '{name}'; batch normalization must track running statistics to be folded.");
-    }
-
-    private static bool IsBatchNorm(NormalizationKind kind) => kind is NormalizationKind.Batch or NormalizationKind.BatchNative;
+    private static bool IsBatchNorm(NormalizationKind kind) => kind is NormalizationKind.Batch or NormalizationKind.BatchNative or NormalizationKind.BatchRenorm;
 
     private static Module<Tensor, Tensor> CreateActivation(ActivationKind kind) => kind switch
     {

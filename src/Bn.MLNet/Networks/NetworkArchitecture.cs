@@ -17,14 +17,38 @@ public sealed class NetworkArchitecture
         Converters = { new JsonStringEnumConverter() },
     };
 
+    /// <summary>Default of <see cref="InputChannels"/>: 1 (grey images).</summary>
+    internal const int DefaultInputChannels = 1;
+
+    /// <summary>Default of <see cref="InputHeight"/> and <see cref="InputWidth"/>: 28 pixels (Fashion-MNIST).</summary>
+    internal const int DefaultInputSize = 28;
+
+    /// <summary>Default of <see cref="Normalization"/>.</summary>
+    internal const NormalizationKind DefaultNormalization = NormalizationKind.Batch;
+
+    /// <summary>Default of <see cref="Activation"/>.</summary>
+    internal const ActivationKind DefaultActivation = ActivationKind.ReLU;
+
+    /// <summary>Default of <see cref="BatchNormMomentum"/>: 0.1 (PyTorch's).</summary>
+    internal const double DefaultBatchNormMomentum = 0.1;
+
+    /// <summary>Default of <see cref="BatchNormEps"/>: 1e-5 (PyTorch's).</summary>
+    internal const double DefaultBatchNormEps = 1e-5;
+
+    /// <summary>Default of <see cref="GroupCount"/>: 8.</summary>
+    internal const int DefaultGroupCount = 8;
+
+    /// <summary>Dropout of the <see cref="Default"/> network: 0.25.</summary>
+    internal const double DefaultNetworkDropout = 0.25;
+
     /// <summary>Input channels C (1 for grey images).</summary>
-    public int InputChannels { get; set; } = 1;
+    public int InputChannels { get; set; } = DefaultInputChannels;
 
     /// <summary>Input height H in pixels.</summary>
-    public int InputHeight { get; set; } = 28;
+    public int InputHeight { get; set; } = DefaultInputSize;
 
     /// <summary>Input width W in pixels.</summary>
-    public int InputWidth { get; set; } = 28;
+    public int InputWidth { get; set; } = DefaultInputSize;
 
     /// <summary>Convolution stages, in order (3×3 kernels, padding 1). Empty for a fully-connected network.</summary>
     public List<ConvStage> ConvStages { get; set; } = new();
@@ -39,22 +63,40 @@ public sealed class NetworkArchitecture
     public int ClassCount { get; set; } = 10;
 
     /// <summary>Normalization after every convolution and hidden fully-connected layer.</summary>
-    public NormalizationKind Normalization { get; set; } = NormalizationKind.Batch;
+    public NormalizationKind Normalization { get; set; } = DefaultNormalization;
 
     /// <summary>Activation after every normalization.</summary>
-    public ActivationKind Activation { get; set; } = ActivationKind.ReLU;
+    public ActivationKind Activation { get; set; } = DefaultActivation;
 
     /// <summary>
     /// Momentum of the running-statistics update of the batch normalization layers (PyTorch convention: new = (1 − m)·old + m·batch).
     /// <see langword="null"/> means a cumulative average (only with <see cref="NormalizationKind.Batch"/>).
     /// </summary>
-    public double? BatchNormMomentum { get; set; } = 0.1;
+    public double? BatchNormMomentum { get; set; } = DefaultBatchNormMomentum;
 
     /// <summary>The ε added to the variance by the normalization layers.</summary>
-    public double BatchNormEps { get; set; } = 1e-5;
+    public double BatchNormEps { get; set; } = DefaultBatchNormEps;
 
     /// <summary>Number of groups for <see cref="NormalizationKind.Group"/>; must divide every channel count and hidden width.</summary>
-    public int GroupCount { get; set; } = 8;
+    public int GroupCount { get; set; } = DefaultGroupCount;
+
+    /// <summary>
+    /// Final r_max of <see cref="NormalizationKind.BatchRenorm"/> (≥ 1). Default
+    /// <see cref="Bn.MLNet.Normalization.BatchRenormSchedule.DefaultRMax"/> (3, the paper's).
+    /// </summary>
+    public double BatchRenormRMax { get; set; } = Bn.MLNet.Normalization.BatchRenormSchedule.DefaultRMax;
+
+    /// <summary>
+    /// Final d_max of <see cref="NormalizationKind.BatchRenorm"/> (≥ 0). Default
+    /// <see cref="Bn.MLNet.Normalization.BatchRenormSchedule.DefaultDMax"/> (5, the paper's).
+    /// </summary>
+    public double BatchRenormDMax { get; set; } = Bn.MLNet.Normalization.BatchRenormSchedule.DefaultDMax;
+
+    /// <summary>
+    /// Training steps over which <see cref="NormalizationKind.BatchRenorm"/> relaxes r_max from 1 and d_max from 0 to their
+    /// final values, linearly (≥ 0). Default <see cref="Bn.MLNet.Normalization.BatchRenormSchedule.DefaultWarmupSteps"/> (2,000).
+    /// </summary>
+    public long BatchRenormWarmupSteps { get; set; } = Bn.MLNet.Normalization.BatchRenormSchedule.DefaultWarmupSteps;
 
     /// <summary>Feature values per input row: C×H×W.</summary>
     [JsonIgnore]
@@ -68,7 +110,7 @@ public sealed class NetworkArchitecture
     {
         ConvStages = new List<ConvStage> { new(32, 2, true), new(64, 2, true) },
         HiddenLayers = new[] { 256 },
-        Dropout = 0.25,
+        Dropout = DefaultNetworkDropout,
     };
 
     /// <summary>
@@ -130,7 +172,8 @@ public sealed class NetworkArchitecture
         Require(BatchNormEps > 0 && double.IsFinite(BatchNormEps), nameof(BatchNormEps), $"must be positive (was {BatchNormEps})");
         if (BatchNormMomentum is double m)
         {
-            Require(m > 0 && m <= 1, nameof(BatchNormMomentum), $"must be in (0, 1] or null (was {m})");
+            Require(Bn.MLNet.Normalization.BatchNormChecks.IsValidMomentum(m), nameof(BatchNormMomentum),
+                $"must be in {Bn.MLNet.Normalization.BatchNormChecks.MomentumRange} or null (was {m})");
         }
         else
         {
@@ -139,6 +182,8 @@ public sealed class NetworkArchitecture
         }
 
         Require(GroupCount >= 1, nameof(GroupCount), $"must be at least 1 (was {GroupCount})");
+        Bn.MLNet.Normalization.BatchRenormSchedule.Validate(BatchRenormRMax, BatchRenormDMax, BatchRenormWarmupSteps,
+            nameof(BatchRenormRMax), nameof(BatchRenormDMax), nameof(BatchRenormWarmupSteps), "NetworkArchitecture.");
 
         int h = InputHeight, w = InputWidth;
         for (int i = 0; i < ConvStages!.Count; i++)
@@ -171,23 +216,6 @@ public sealed class NetworkArchitecture
                     $"{GroupCount} groups do not divide the {HiddenLayers[i]} units of {nameof(HiddenLayers)}[{i}]");
             }
         }
-    }
-
-    /// <summary>Spatial size after the convolution stages.</summary>
-    internal (int Channels, int Height, int Width) FeatureShape()
-    {
-        int c = InputChannels, h = InputHeight, w = InputWidth;
-        foreach (ConvStage s in ConvStages)
-        {
-            c = s.Channels;
-            if (s.MaxPool)
-            {
-                h /= 2;
-                w /= 2;
-            }
-        }
-
-        return (c, h, w);
     }
 
     private static void Require(bool condition, string field, string message)

@@ -20,4 +20,12 @@ public enum NormalizationKind
     /// Wu &amp; He 2018) and <c>LayerNorm(features)</c> after hidden fully-connected layers.
     /// </summary>
     Layer = 4,
+
+    /// <summary>
+    /// Batch Renormalization (Ioffe 2017, <c>Bn.MLNet.Normalization.BatchRenorm2d</c>/<c>BatchRenorm1d</c>): batch statistics
+    /// corrected toward the moving averages in training, with the limits <see cref="NetworkArchitecture.BatchRenormRMax"/>,
+    /// <see cref="NetworkArchitecture.BatchRenormDMax"/> and <see cref="NetworkArchitecture.BatchRenormWarmupSteps"/>;
+    /// plain Batch Normalization with the moving averages at inference.
+    /// </summary>
+    BatchRenorm = 5,
 }

@@ -10,6 +10,7 @@ internal static class NormalizationLayers
     public static nn.Module<Tensor, Tensor>? For2d(NetworkArchitecture a, int channels) => a.Normalization switch
     {
         NormalizationKind.Batch => new Bn.MLNet.Normalization.BatchNorm2d(channels, a.BatchNormEps, a.BatchNormMomentum),
+        NormalizationKind.BatchRenorm => new Bn.MLNet.Normalization.BatchRenorm2d(channels, a.BatchNormEps, a.BatchNormMomentum, RenormSchedule(a)),
         NormalizationKind.BatchNative => nn.BatchNorm2d(channels, a.BatchNormEps, a.BatchNormMomentum ?? 0.1),
         NormalizationKind.Group => new GroupNormLayer(a.GroupCount, channels, a.BatchNormEps),
         NormalizationKind.Layer => new GroupNormLayer(1, channels, a.BatchNormEps),
@@ -21,10 +22,14 @@ internal static class NormalizationLayers
     public static nn.Module<Tensor, Tensor>? For1d(NetworkArchitecture a, int features) => a.Normalization switch
     {
         NormalizationKind.Batch => new Bn.MLNet.Normalization.BatchNorm1d(features, a.BatchNormEps, a.BatchNormMomentum),
+        NormalizationKind.BatchRenorm => new Bn.MLNet.Normalization.BatchRenorm1d(features, a.BatchNormEps, a.BatchNormMomentum, RenormSchedule(a)),
         NormalizationKind.BatchNative => nn.BatchNorm1d(features, a.BatchNormEps, a.BatchNormMomentum ?? 0.1),
         NormalizationKind.Group => new GroupNormLayer(a.GroupCount, features, a.BatchNormEps),
         NormalizationKind.Layer => nn.LayerNorm(features, a.BatchNormEps),
         NormalizationKind.None => null,
         _ => throw new ArgumentOutOfRangeException(nameof(a), a.Normalization, "Unknown normalization."),
     };
+
+    private static Bn.MLNet.Normalization.BatchRenormSchedule RenormSchedule(NetworkArchitecture a)
+        => new(a.BatchRenormRMax, a.BatchRenormDMax, a.BatchRenormWarmupSteps);
 }

@@ -8,7 +8,7 @@ namespace Bn.MLNet.Normalization;
 /// convolutional variant, section 3.2). State-dict keys: <c>weight</c>, <c>bias</c>, <c>running_mean</c>,
 /// <c>running_var</c>, <c>num_batches_tracked</c> (same as TorchSharp's <c>torch.nn.BatchNorm2d</c>).
 /// </summary>
-public sealed class BatchNorm2d : BatchNormBase
+public class BatchNorm2d : BatchNormBase
 {
     private static readonly int[] Ranks = { 4 };
 
@@ -20,7 +20,13 @@ public sealed class BatchNorm2d : BatchNormBase
     /// <param name="trackRunningStats">Whether to keep running statistics for evaluation mode.</param>
     /// <exception cref="ArgumentException">numFeatures &lt; 1, eps ≤ 0, or momentum outside [0, 1].</exception>
     public BatchNorm2d(long numFeatures, double eps = 1e-5, double? momentum = 0.1, bool affine = true, bool trackRunningStats = true)
-        : base(nameof(BatchNorm2d), numFeatures, eps, momentum, affine, trackRunningStats)
+        : this(nameof(BatchNorm2d), numFeatures, eps, momentum, affine, trackRunningStats)
+    {
+    }
+
+    /// <summary>For layers that are Batch Normalization at inference (<see cref="BatchRenorm2d"/>).</summary>
+    private protected BatchNorm2d(string name, long numFeatures, double eps, double? momentum, bool affine, bool trackRunningStats)
+        : base(name, numFeatures, eps, momentum, affine, trackRunningStats)
     {
         RegisterComponents();
     }

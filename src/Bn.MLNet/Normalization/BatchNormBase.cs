@@ -147,7 +147,7 @@ public abstract class BatchNormBase : nn.Module<Tensor, Tensor>
         return output.MoveToOuterDisposeScope();
     }
 
-    private void UpdateRunningStatistics(Tensor mean, Tensor biasedVar, long m)
+    internal void UpdateRunningStatistics(Tensor mean, Tensor biasedVar, long m)
     {
         using var noGrad = torch.no_grad();
         _numBatchesTracked!.add_(1);
@@ -165,14 +165,14 @@ public abstract class BatchNormBase : nn.Module<Tensor, Tensor>
         _runningVar!.copy_(variance);
     }
 
-    private static long[] ReduceDims(long rank)
+    internal static long[] ReduceDims(long rank)
     {
         var dims = new List<long> { 0 };
         for (long d = 2; d < rank; d++) dims.Add(d);
         return dims.ToArray();
     }
 
-    private void Validate(Tensor input)
+    internal void Validate(Tensor input)
     {
         int rank = (int)input.dim();
         string shape = "[" + string.Join(", ", input.shape) + "]";

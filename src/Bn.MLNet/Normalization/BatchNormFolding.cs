@@ -70,10 +70,7 @@ public static class BatchNormFolding
     {
         ArgumentNullException.ThrowIfNull(conv);
         var w = conv.weight!;
-        var (scale, shift) = ScaleAndShift(w.shape[0], w, conv.bias, runningMean, runningVar, gamma, beta, eps);
-        using var s = scale;
-        using var b = shift;
-
+        CheckShapes(w.shape[0], conv.bias, runningMean, runningVar, gamma, beta, eps);
         var k = conv.kernel_size;
         var st = conv.stride;
         var d = conv.dilation;
@@ -83,13 +80,7 @@ public static class BatchNormFolding
             : nn.Conv2d(conv.in_channels, conv.out_channels, (k[0], k[1]), stride: (st[0], st[1]), padding: (conv.padding![0], conv.padding[1]),
                 dilation: (d[0], d[1]), padding_mode: conv.padding_mode, groups: conv.groups, bias: true, device: w.device, dtype: w.dtype);
 
-        using (torch.no_grad())
-        {
-            using var newWeight = w * s.view(-1, 1, 1, 1);
-            folded.weight!.copy_(newWeight);
-            folded.bias!.copy_(b);
-        }
-
+        FoldInto(w, conv.bias, runningMean, runningVar, gamma, beta, eps, folded.weight!, folded.bias!);
         return folded;
     }
 
@@ -106,26 +97,50 @@ public static class BatchNormFolding
     {
         ArgumentNullException.ThrowIfNull(linear);
         var w = linear.weight!;
-        var (scale, shift) = ScaleAndShift(w.shape[0], w, linear.bias, runningMean, runningVar, gamma, beta, eps);
-        using var s = scale;
-        using var b = shift;
-
+        CheckShapes(w.shape[0], linear.bias, runningMean, runningVar, gamma, beta, eps);
         var folded = nn.Linear(linear.in_features, linear.out_features, hasBias: true, device: w.device, dtype: w.dtype);
-        using (torch.no_grad())
-        {
-            using var newWeight = w * s.view(-1, 1);
-            folded.weight!.copy_(newWeight);
-            folded.bias!.copy_(b);
-        }
-
+        FoldInto(w, linear.bias, runningMean, runningVar, gamma, beta, eps, folded.weight!, folded.bias!);
         return folded;
     }
 
-    private static Tensor RequireStats(Tensor? runningMean, nn.Module bn)
-        => runningMean ?? throw new ArgumentException($"{bn.GetType().Name} does not track running statistics, so it has no fixed inference transform to fold.", nameof(bn));
+    /// <summary>
+    /// Folds the evaluation-mode BN layer <paramref name="bn"/> (this library's <see cref="BatchNormBase"/> layers, batch
+    /// renormalization included, or TorchSharp's native <c>BatchNorm1d</c>/<c>BatchNorm2d</c>), with its own running
+    /// statistics, γ, β and ε, into the weight and bias of the layer before it, writing the result into
+    /// <paramref name="targetWeight"/> and <paramref name="targetBias"/> (same shapes as the layer's weight and bias).
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="bn"/> is not a batch normalization layer, has no running statistics, or its size differs.</exception>
+    internal static void FoldInto(Tensor weight, Tensor? bias, nn.Module bn, Tensor targetWeight, Tensor targetBias)
+    {
+        ArgumentNullException.ThrowIfNull(bn);
+        var (mean, variance, gamma, beta, eps) = bn switch
+        {
+            BatchNormBase b => (RequireStats(b.RunningMean, b), b.RunningVar!, b.Gamma, b.Beta, b.Eps),
+            TorchSharp.Modules.BatchNorm2d n => (RequireStats(n.running_mean, n), n.running_var!, n.affine ? n.weight : null, n.bias, n.eps),
+            TorchSharp.Modules.BatchNorm1d n => (RequireStats(n.running_mean, n), n.running_var!, n.affine ? n.weight : null, n.bias, n.eps),
+            _ => throw new ArgumentException($"{bn.GetType().Name} is not a batch normalization layer, so it cannot be folded.", nameof(bn)),
+        };
+        CheckShapes(weight.shape[0], bias, mean, variance, gamma, beta, eps);
+        FoldInto(weight, bias, mean, variance, gamma, beta, eps, targetWeight, targetBias);
+    }
 
-    /// <summary>scale = γ/√(Var + ε); shift = (b − E[x])·scale + β, both computed in float64 then cast back.</summary>
-    private static (Tensor scale, Tensor shift) ScaleAndShift(long channels, Tensor weight, Tensor? bias, Tensor mean, Tensor variance, Tensor? gamma, Tensor? beta, double eps)
+    /// <summary>The one folding routine: writes W·scale into <paramref name="targetWeight"/> and the shift into <paramref name="targetBias"/>.</summary>
+    private static void FoldInto(Tensor weight, Tensor? bias, Tensor mean, Tensor variance, Tensor? gamma, Tensor? beta, double eps, Tensor targetWeight, Tensor targetBias)
+    {
+        var (scale, shift) = ScaleAndShift(weight.shape[0], weight, bias, mean, variance, gamma, beta, eps);
+        using var s = scale;
+        using var b = shift;
+        var shape = new long[weight.dim()];
+        Array.Fill(shape, 1L);
+        shape[0] = -1;
+        using var noGrad = torch.no_grad();
+        using var view = s.view(shape);
+        using var newWeight = weight * view;
+        targetWeight.copy_(newWeight);
+        targetBias.copy_(b);
+    }
+
+    private static void CheckShapes(long channels, Tensor? bias, Tensor mean, Tensor variance, Tensor? gamma, Tensor? beta, double eps)
     {
         ArgumentNullException.ThrowIfNull(mean);
         ArgumentNullException.ThrowIfNull(variance);
@@ -136,7 +151,14 @@ public static class BatchNormFolding
             if (t is not null && (t.dim() != 1 || t.shape[0] != channels))
                 throw new ArgumentException($"{name} must have shape [{channels}] (one entry per output channel of the layer), got [{string.Join(", ", t.shape)}].", name);
         }
+    }
 
+    private static Tensor RequireStats(Tensor? runningMean, nn.Module bn)
+        => runningMean ?? throw new ArgumentException($"{bn.GetType().Name} does not track running statistics, so it has no fixed inference transform to fold.", nameof(bn));
+
+    /// <summary>scale = γ/√(Var + ε); shift = (b − E[x])·scale + β, both computed in float64 then cast back.</summary>
+    private static (Tensor scale, Tensor shift) ScaleAndShift(long channels, Tensor weight, Tensor? bias, Tensor mean, Tensor variance, Tensor? gamma, Tensor? beta, double eps)
+    {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         var f64 = ScalarType.Float64;

@@ -3,8 +3,35 @@ namespace Bn.MLNet.Training;
 /// <summary>Settings of a <see cref="Trainer"/>. Defaults suit the default <see cref="Networks.NetworkArchitecture"/> on Fashion-MNIST.</summary>
 public sealed class TrainerOptions
 {
+    /// <summary>Default of <see cref="Epochs"/>: 10.</summary>
+    internal const int DefaultEpochs = 10;
+
+    /// <summary>Default of <see cref="BatchSize"/>: 128.</summary>
+    internal const int DefaultBatchSize = 128;
+
+    /// <summary>Default of <see cref="Optimizer"/>: SGD.</summary>
+    internal const OptimizerKind DefaultOptimizer = OptimizerKind.Sgd;
+
+    /// <summary>Default of <see cref="LearningRate"/>: 0.1.</summary>
+    internal const double DefaultLearningRate = 0.1;
+
+    /// <summary>Default of <see cref="LearningRateMultiplier"/>: 1.</summary>
+    internal const double DefaultLearningRateMultiplier = 1.0;
+
+    /// <summary>Default of <see cref="Schedule"/>: one-cycle.</summary>
+    internal const LearningRateScheduleKind DefaultSchedule = LearningRateScheduleKind.OneCycle;
+
+    /// <summary>Default of <see cref="Momentum"/>: 0.9.</summary>
+    internal const double DefaultMomentum = 0.9;
+
+    /// <summary>Default of <see cref="Nesterov"/>: true.</summary>
+    internal const bool DefaultNesterov = true;
+
+    /// <summary>Default of <see cref="WeightDecay"/>: 5e-4.</summary>
+    internal const double DefaultWeightDecay = 5e-4;
+
     /// <summary>Number of passes over the training data (ignored when <see cref="MaxSteps"/> is set).</summary>
-    public int Epochs { get; set; } = 10;
+    public int Epochs { get; set; } = DefaultEpochs;
 
     /// <summary>
     /// Step budget. When set it takes precedence over <see cref="Epochs"/>: training runs exactly this many optimizer
@@ -21,19 +48,19 @@ public sealed class TrainerOptions
     public double? TimeBudgetSeconds { get; set; }
 
     /// <summary>Rows per training mini-batch (at least 2: a batch of one row cannot be batch-normalized).</summary>
-    public int BatchSize { get; set; } = 128;
+    public int BatchSize { get; set; } = DefaultBatchSize;
 
     /// <summary>The optimizer.</summary>
-    public OptimizerKind Optimizer { get; set; } = OptimizerKind.Sgd;
+    public OptimizerKind Optimizer { get; set; } = DefaultOptimizer;
 
     /// <summary>Base learning rate (the schedule's peak for one-cycle).</summary>
-    public double LearningRate { get; set; } = 0.1;
+    public double LearningRate { get; set; } = DefaultLearningRate;
 
     /// <summary>Multiplies <see cref="LearningRate"/> (the paper's ×5 and ×30 runs with Batch Normalization).</summary>
-    public double LearningRateMultiplier { get; set; } = 1.0;
+    public double LearningRateMultiplier { get; set; } = DefaultLearningRateMultiplier;
 
     /// <summary>The learning rate schedule.</summary>
-    public LearningRateScheduleKind Schedule { get; set; } = LearningRateScheduleKind.OneCycle;
+    public LearningRateScheduleKind Schedule { get; set; } = DefaultSchedule;
 
     /// <summary>For <see cref="LearningRateScheduleKind.Step"/>: epochs between decays.</summary>
     public int StepSizeEpochs { get; set; } = 10;
@@ -51,10 +78,10 @@ public sealed class TrainerOptions
     public double FinalLearningRateFraction { get; set; } = 1e-4;
 
     /// <summary>SGD momentum (0 for plain SGD).</summary>
-    public double Momentum { get; set; } = 0.9;
+    public double Momentum { get; set; } = DefaultMomentum;
 
     /// <summary>Whether SGD uses Nesterov momentum (requires <see cref="Momentum"/> &gt; 0).</summary>
-    public bool Nesterov { get; set; } = true;
+    public bool Nesterov { get; set; } = DefaultNesterov;
 
     /// <summary>Adam/AdamW β₁.</summary>
     public double Beta1 { get; set; } = 0.9;
@@ -63,7 +90,7 @@ public sealed class TrainerOptions
     public double Beta2 { get; set; } = 0.999;
 
     /// <summary>Weight decay (L2 for SGD and Adam, decoupled for AdamW).</summary>
-    public double WeightDecay { get; set; } = 5e-4;
+    public double WeightDecay { get; set; } = DefaultWeightDecay;
 
     /// <summary>Label smoothing of the cross-entropy loss, in [0, 1).</summary>
     public double LabelSmoothing { get; set; }

@@ -68,7 +68,7 @@ public class BnCnnTests
         Assert.Equal(expectedNorms, net.ProbedLayers.Count(p => p.Kind == ProbedLayerKind.Normalization));
         Assert.Equal(4, net.ProbedLayers.Count(p => p.Kind == ProbedLayerKind.Activation));
         bool hasBnModule = net.modules().Any(m => m is Bn.MLNet.Normalization.BatchNorm2d or Bn.MLNet.Normalization.BatchNorm1d);
-        Assert.Equal(norm == NormalizationKind.Batch, hasBnModule);
+        Assert.Equal(norm is NormalizationKind.Batch or NormalizationKind.BatchRenorm, hasBnModule);
     }
 
     [Fact]
@@ -181,6 +181,7 @@ public class BnCnnTests
     [Theory]
     [InlineData(NormalizationKind.Batch)]
     [InlineData(NormalizationKind.BatchNative)]
+    [InlineData(NormalizationKind.BatchRenorm)]
     public void FoldingGivesEqualEvalOutputs(NormalizationKind kind)
     {
         torch.manual_seed(9);

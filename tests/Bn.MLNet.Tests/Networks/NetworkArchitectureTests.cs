@@ -62,6 +62,21 @@ public class NetworkArchitectureTests
         Assert.Contains(field, ex.Message);
     }
 
+    [Theory]
+    [InlineData(0.0, true)]
+    [InlineData(1.0, true)]
+    [InlineData(-0.1, false)]
+    [InlineData(1.5, false)]
+    public void BatchNormMomentumFollowsTheLayersRule(double momentum, bool valid)
+    {
+        var a = NetworkArchitecture.Default();
+        a.BatchNormMomentum = momentum;
+        Exception? architecture = Record.Exception(a.Validate);
+        Exception? layer = Record.Exception(() => new Bn.MLNet.Normalization.BatchNorm2d(4, momentum: momentum).Dispose());
+        Assert.Equal(valid, architecture is null);
+        Assert.Equal(valid, layer is null);
+    }
+
     [Fact]
     public void FromJsonRejectsInvalidJsonAndInvalidValues()
     {

@@ -30,6 +30,7 @@ public class OnnxExportTests
         ["None-Sigmoid"] = o => { o.Normalization = NormalizationKind.None; o.Activation = ActivationKind.Sigmoid; },
         ["Batch-PopulationStatistics"] = o => o.InferenceMode = BatchNormInferenceMode.PopulationStatistics,
         ["Batch-Folded"] = o => o.InferenceMode = BatchNormInferenceMode.Folded,
+        ["BatchRenorm-ReLU"] = o => { o.Normalization = NormalizationKind.BatchRenorm; o.BatchRenormWarmupSteps = 5; },
         ["BatchNative-Folded-Tanh"] = o => { o.Normalization = NormalizationKind.BatchNative; o.InferenceMode = BatchNormInferenceMode.Folded; o.Activation = ActivationKind.Tanh; },
         ["FullyConnected-Batch-TwoHidden"] = o => { o.ConvStages = []; o.HiddenLayers = [32, 16]; },
         ["TwoStages-NoHidden-Group-Embedding"] = o =>

@@ -1,8 +1,10 @@
 using System.CommandLine;
 using Bn.MLNet.Data;
+using Bn.MLNet.Networks;
 using Bn.MLNet.Samples.Commands;
 using Bn.MLNet.Samples.Experiments;
 using Microsoft.ML;
+using Microsoft.ML.Data;
 using SkiaSharp;
 
 namespace Bn.MLNet.Tests.Samples;
@@ -75,6 +77,62 @@ public class SamplesCliTests
         }
     }
 
+    [Theory]
+    [InlineData("not a zip", "its first bytes are neither a zip signature nor BnCnn's header")]
+    [InlineData("", "the file is empty")]
+    public void AModelFileOfNeitherKindIsRefusedNamingTheFileAndBothFormats(string content, string why)
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"bnmlnet-bad-model-{Environment.ProcessId}-{why.Length}.bin");
+        File.WriteAllText(path, content);
+        try
+        {
+            var ex = Assert.Throws<InvalidDataException>(() => ModelCommands.Load(new MLContext(), path));
+            Assert.Equal($"'{path}' is neither an ML.NET model zip (what `train --model` and the main job write) nor a network saved with BnCnn.Save ({why}).", ex.Message);
+            Assert.Equal(2, ModelCommands.Evaluate(path, null, 10));
+            Assert.Equal(2, ModelCommands.Predict(path, new[] { path }));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void ATruncatedModelZipIsRefusedWithExitCode2()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"bnmlnet-truncated-{Environment.ProcessId}.zip");
+        File.WriteAllBytes(path, [(byte)'P', (byte)'K', 3, 4, 0, 0]);
+        try
+        {
+            Assert.Equal(ModelCommands.ModelFileKind.MLNetZip, ModelCommands.Detect(path));
+            var ex = Assert.Throws<InvalidDataException>(() => ModelCommands.Load(new MLContext(), path));
+            Assert.StartsWith($"'{path}' starts as a zip archive but is not a readable one (truncated or damaged?): ", ex.Message);
+            Assert.Equal(2, ModelCommands.Evaluate(path, null, 10));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void TrainTakesItsDefaultsFromTheLibraryOptions()
+    {
+        var defaults = new BatchNormCnnOptions();
+        var train = Cli.CreateRootCommand().Subcommands.Single(c => c.Name == "train");
+        var parse = Cli.CreateRootCommand().Parse(["train"]);
+        object? Value(string name) => parse.GetResult(train.Options.Single(o => o.Name == name)) is { } r ? r.GetValueOrDefault<object>() : null;
+        Assert.Equal(defaults.LabelSmoothing, Value("--label-smoothing"));
+        Assert.Equal(defaults.RandomCropPadding, Value("--crop-padding"));
+        Assert.Equal(defaults.Epochs, Value("--epochs"));
+        Assert.Equal(defaults.BatchSize, Value("--batch-size"));
+        Assert.Equal(defaults.LearningRate, Value("--lr"));
+        Assert.Equal(defaults.WeightDecay, Value("--weight-decay"));
+        Assert.Equal(defaults.Dropout, Value("--dropout"));
+        Assert.True(defaults.HorizontalFlip);
+        Assert.True(defaults.Nesterov);
+    }
+
     private static string ThisAssemblyPath() => typeof(SamplesCliTests).Assembly.Location;
 }
 
@@ -132,6 +190,87 @@ public class SamplesCommandTests
             Assert.Equal(2, ModelCommands.Predict(modelPath, new[] { broken }));
             (model as IDisposable)?.Dispose();
             (loaded as IDisposable)?.Dispose();
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void TrainModelIsTheZipThatEvaluateAndPredictRead()
+    {
+        string dir = Directory.CreateTempSubdirectory("bnmlnet-train-model-").FullName;
+        try
+        {
+            string model = Path.Combine(dir, "m.bin"), metrics = Path.Combine(dir, "metrics.json");
+            int exit = Cli.CreateRootCommand().Parse([
+                "train", "--train-limit", "600", "--test-limit", "200", "--epochs", "1", "--conv", "8x1", "--hidden", "32",
+                "--batch-size", "50", "--quiet", "--model", model, "--metrics-out", metrics]).Invoke();
+            Assert.Equal(0, exit);
+            Assert.Equal(ModelCommands.ModelFileKind.MLNetZip, ModelCommands.Detect(model));
+            Assert.False(File.Exists(model + ".partial"));
+
+            // The zip scores the 200 test rows exactly as the train command measured them.
+            double trainMeasured = System.Text.Json.JsonDocument.Parse(File.ReadAllText(metrics)).RootElement.GetProperty("testAccuracy").GetDouble();
+            var ml = new MLContext();
+            ITransformer loaded = ModelCommands.Load(ml, model);
+            var m = ml.MulticlassClassification.Evaluate(loaded.Transform(SampleData.Load(ml, FashionMnistSplit.Test, null, 200)));
+            Assert.Equal(trainMeasured, m.MicroAccuracy, 6);
+            Assert.True(m.MicroAccuracy > 0.3, $"accuracy {m.MicroAccuracy}");
+
+            Assert.Equal(0, ModelCommands.Evaluate(model, null, 200));
+            IdxLabeledImages test = FashionMnist.Read(null, FashionMnistSplit.Test, 1);
+            string png = Path.Combine(dir, "test-0.png");
+            ImageInput.SaveGreyPng(png, test.Images.GetImage(0).ToArray().Select(b => (float)b).ToArray(), 28, 28);
+            Assert.Equal(0, ModelCommands.Predict(model, [png]));
+            (loaded as IDisposable)?.Dispose();
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void EvaluateAndPredictAlsoReadANetworkSavedWithBnCnnSave()
+    {
+        string dir = Directory.CreateTempSubdirectory("bnmlnet-raw-model-").FullName;
+        try
+        {
+            TorchSharp.torch.manual_seed(3);
+            var architecture = NetworkArchitecture.Default();
+            architecture.ConvStages = [new ConvStage(4, 1, true)];
+            architecture.HiddenLayers = [16];
+            using var network = new BnCnn(architecture);
+            network.eval();
+            string raw = Path.Combine(dir, "network.bin");
+            network.Save(raw);
+            Assert.Equal(ModelCommands.ModelFileKind.RawNetwork, ModelCommands.Detect(raw));
+
+            // Wrapped in the main job's pipeline, it scores as the network itself does.
+            var ml = new MLContext();
+            ITransformer model = ModelCommands.Load(ml, raw);
+            IDataView data = SampleData.Load(ml, FashionMnistSplit.Test, null, 20);
+            float[][] scores = model.Transform(data).GetColumn<float[]>("Score").ToArray();
+            IdxLabeledImages test = FashionMnist.Read(null, FashionMnistSplit.Test, 20);
+            float[] pixels = Enumerable.Range(0, 20).SelectMany(i => test.Images.GetImage(i).ToArray().Select(b => (float)b)).ToArray();
+            using (TorchSharp.torch.no_grad())
+            {
+                using var x = TorchSharp.torch.tensor(pixels, [20L, 784]);
+                using var logits = network.forward(x);
+                using var p = TorchSharp.torch.nn.functional.softmax(logits, 1);
+                float[] expected = p.data<float>().ToArray();
+                for (int i = 0; i < 20; i++)
+                    for (int c = 0; c < 10; c++)
+                        Assert.Equal(expected[i * 10 + c], scores[i][c], 5);
+            }
+
+            Assert.Equal(0, ModelCommands.Evaluate(raw, null, 20));
+            string png = Path.Combine(dir, "test-0.png");
+            ImageInput.SaveGreyPng(png, pixels.AsSpan(0, 784), 28, 28);
+            Assert.Equal(0, ModelCommands.Predict(raw, [png]));
+            (model as IDisposable)?.Dispose();
         }
         finally
         {

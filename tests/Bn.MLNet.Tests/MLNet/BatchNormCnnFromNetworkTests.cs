@@ -1,0 +1,70 @@
+using Bn.MLNet.Data;
+using Bn.MLNet.Networks;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace Bn.MLNet.Tests.MLNet;
+
+/// <summary><see cref="BatchNormCnnTransformer.FromNetwork"/>: a network trained outside ML.NET becomes a model zip.</summary>
+[Collection(TorchGlobalStateCollection.Name)]
+public class BatchNormCnnFromNetworkTests
+{
+    [Fact]
+    public void AWrappedNetworkSavesLoadsAndScoresLikeTheNetworkAndOwnsItsCopy()
+    {
+        var ml = new MLContext(seed: 1);
+        var fitted = MLNetTestData.Pipeline;
+        var trained = ((IEnumerable<ITransformer>)fitted.Model).OfType<BatchNormCnnTransformer>().Single();
+        BatchNormCnnTransformer wrapped;
+        using (var network = CopyOf(trained.Network))
+        {
+            wrapped = BatchNormCnnTransformer.FromNetwork(ml, network, trained.ClassNames);
+        }
+
+        // The caller's network is disposed; the transformer scores with its own copy, as the fitted one does.
+        IDataView keyed = ml.Transforms.Conversion.MapValueToKey("Label").Fit(fitted.Train).Transform(fitted.Test);
+        float[][] expected = MLNetTestData.Scores(trained, keyed);
+        MLNetTestData.AssertClose(expected, MLNetTestData.Scores(wrapped, keyed), 1e-6f);
+        Assert.Equal(trained.ClassNames, wrapped.ClassNames);
+
+        string path = Path.Combine(Path.GetTempPath(), $"bnmlnet-from-network-{Environment.ProcessId}.zip");
+        try
+        {
+            ml.Model.Save(wrapped, keyed.Schema, path);
+            var fresh = new MLContext();
+            var loaded = (BatchNormCnnTransformer)fresh.Model.Load(path, out _);
+            MLNetTestData.AssertClose(expected, MLNetTestData.Scores(loaded, keyed), 1e-6f);
+            var predicted = loaded.Transform(keyed).Schema["PredictedLabel"];
+            VBuffer<ReadOnlyMemory<char>> names = default;
+            predicted.GetKeyValues(ref names);
+            Assert.Equal(trained.ClassNames, names.DenseValues().Select(n => n.ToString()).ToArray());
+            loaded.Dispose();
+        }
+        finally
+        {
+            File.Delete(path);
+            wrapped.Dispose();
+        }
+    }
+
+    [Fact]
+    public void WrongClassNamesAndPopulationStatisticsAreRefusedWithReasons()
+    {
+        var ml = new MLContext();
+        using var network = new BnCnn(NetworkArchitecture.Default());
+        var ex = Assert.Throws<ArgumentException>(() => BatchNormCnnTransformer.FromNetwork(ml, network, ["a", "b"]));
+        Assert.Contains("2 class names were given for a network with 10 classes", ex.Message);
+        var names = FashionMnist.ClassNames.ToArray();
+        ex = Assert.Throws<ArgumentException>(() => BatchNormCnnTransformer.FromNetwork(ml, network, names,
+            new BatchNormCnnOptions { InferenceMode = BatchNormInferenceMode.PopulationStatistics }));
+        Assert.Contains("PopulationStatistics.Recompute", ex.Message);
+    }
+
+    private static BnCnn CopyOf(BnCnn network)
+    {
+        using var stream = new MemoryStream();
+        network.Save(stream);
+        stream.Position = 0;
+        return BnCnn.Load(stream);
+    }
+}
