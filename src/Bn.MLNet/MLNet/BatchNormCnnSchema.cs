@@ -1,3 +1,4 @@
+using Bn.MLNet.Data;
 using System.Globalization;
 using Microsoft.ML;
 using Microsoft.ML.Data;
@@ -27,10 +28,10 @@ internal sealed record ColumnSettings(
 /// <summary>Schema validation and output-schema construction (section 2 of the design).</summary>
 internal static class BatchNormCnnSchema
 {
-    internal const string SlotNamesKind = "SlotNames";
-    internal const string KeyValuesKind = "KeyValues";
-    internal const string ScoreColumnKindKind = "ScoreColumnKind";
-    internal const string ScoreValueKindKind = "ScoreValueKind";
+    internal const string SlotNamesAnnotation = "SlotNames";
+    internal const string KeyValuesAnnotation = "KeyValues";
+    internal const string ScoreColumnKindAnnotation = "ScoreColumnKind";
+    internal const string ScoreValueKindAnnotation = "ScoreValueKind";
 
     /// <summary>Whether <paramref name="type"/> is an item type we accept for features.</summary>
     internal static bool IsFeatureItemType(DataViewType type) =>
@@ -117,10 +118,10 @@ internal static class BatchNormCnnSchema
                 $"mlContext.Transforms.Conversion.MapValueToKey(\"{s.LabelColumnName}\").", paramName);
         }
 
-        if (key.Count < 2 || key.Count > 1_000_000)
+        if (!ClassCountRule.IsValid(key.Count))
         {
             throw new ArgumentException(
-                $"Label column '{s.LabelColumnName}' is a key with {key.Count} values; expected 2 to 1,000,000 classes.", paramName);
+                $"Label column '{s.LabelColumnName}' is a key with {key.Count} values; expected {ClassCountRule.RangeText} classes.", paramName);
         }
 
         return col;
@@ -165,16 +166,16 @@ internal static class BatchNormCnnSchema
                 $"mlContext.Transforms.Conversion.MapValueToKey(\"{s.LabelColumnName}\").", nameof(input));
         }
 
-        var keyValues = label.Annotations is null ? null : Find(label.Annotations, KeyValuesKind);
+        var keyValues = label.Annotations is null ? null : Find(label.Annotations, KeyValuesAnnotation);
         bool hasKeyValues = keyValues is not null;
         var columns = input.ToDictionary(c => c.Name);
         var scoreAnnotations = new List<SchemaShape.Column>
         {
-            MLNetInternals.NewSchemaShapeColumn(ScoreColumnKindKind, SchemaShape.Column.VectorKind.Scalar, TextDataViewType.Instance, false),
-            MLNetInternals.NewSchemaShapeColumn(ScoreValueKindKind, SchemaShape.Column.VectorKind.Scalar, TextDataViewType.Instance, false),
+            MLNetInternals.NewSchemaShapeColumn(ScoreColumnKindAnnotation, SchemaShape.Column.VectorKind.Scalar, TextDataViewType.Instance, false),
+            MLNetInternals.NewSchemaShapeColumn(ScoreValueKindAnnotation, SchemaShape.Column.VectorKind.Scalar, TextDataViewType.Instance, false),
         };
         if (hasKeyValues)
-            scoreAnnotations.Add(MLNetInternals.NewSchemaShapeColumn(SlotNamesKind, SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance, false));
+            scoreAnnotations.Add(MLNetInternals.NewSchemaShapeColumn(SlotNamesAnnotation, SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance, false));
         columns[s.ScoreColumnName] = MLNetInternals.NewSchemaShapeColumn(
             s.ScoreColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false, new SchemaShape(scoreAnnotations));
         columns[s.PredictedLabelColumnName] = MLNetInternals.NewSchemaShapeColumn(
@@ -197,12 +198,12 @@ internal static class BatchNormCnnSchema
 
         int classes = labels.Count;
         var score = new DataViewSchema.Annotations.Builder();
-        score.Add(ScoreColumnKindKind, TextDataViewType.Instance, (ref ReadOnlyMemory<char> v) => v = "MulticlassClassification".AsMemory());
-        score.Add(ScoreValueKindKind, TextDataViewType.Instance, (ref ReadOnlyMemory<char> v) => v = "Score".AsMemory());
+        score.Add(ScoreColumnKindAnnotation, TextDataViewType.Instance, (ref ReadOnlyMemory<char> v) => v = "MulticlassClassification".AsMemory());
+        score.Add(ScoreValueKindAnnotation, TextDataViewType.Instance, (ref ReadOnlyMemory<char> v) => v = "Score".AsMemory());
         if (labels.HasValues)
         {
             var names = labels.Names.Select(n => n.AsMemory()).ToArray();
-            score.Add(SlotNamesKind, new VectorDataViewType(TextDataViewType.Instance, classes),
+            score.Add(SlotNamesAnnotation, new VectorDataViewType(TextDataViewType.Instance, classes),
                 (ref VBuffer<ReadOnlyMemory<char>> v) => new VBuffer<ReadOnlyMemory<char>>(names.Length, names).CopyTo(ref v));
         }
 
@@ -290,7 +291,7 @@ internal sealed class ClassLabels
     {
         var key = (KeyDataViewType)label.Type;
         int count = checked((int)key.Count);
-        var kvColumn = label.Annotations.Schema.GetColumnOrNull(BatchNormCnnSchema.KeyValuesKind);
+        var kvColumn = label.Annotations.Schema.GetColumnOrNull(BatchNormCnnSchema.KeyValuesAnnotation);
         if (kvColumn is null || kvColumn.Value.Type is not VectorDataViewType { ItemType: PrimitiveDataViewType item } kvType)
             return new ClassLabels(count, 0, null, Enumerable.Range(0, count).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToArray());
         var kind = Kinds.FirstOrDefault(k => k.Type.Equals(item));
@@ -310,7 +311,7 @@ internal sealed class ClassLabels
     private static T[] ReadKeyValues<T>(DataViewSchema.Column label, int count)
     {
         VBuffer<T> buffer = default;
-        label.Annotations.GetValue(BatchNormCnnSchema.KeyValuesKind, ref buffer);
+        label.Annotations.GetValue(BatchNormCnnSchema.KeyValuesAnnotation, ref buffer);
         var dense = buffer.DenseValues().ToArray();
         if (dense.Length != count)
             throw new ArgumentException($"Label column '{label.Name}' has {dense.Length} key values for a key of {count} values.");
@@ -338,7 +339,7 @@ internal sealed class ClassLabels
     }
 
     private static void AddTyped<T>(DataViewSchema.Annotations.Builder builder, PrimitiveDataViewType type, T[] values) =>
-        builder.Add(BatchNormCnnSchema.KeyValuesKind, new VectorDataViewType(type, values.Length),
+        builder.Add(BatchNormCnnSchema.KeyValuesAnnotation, new VectorDataViewType(type, values.Length),
             (ref VBuffer<T> v) => new VBuffer<T>(values.Length, values).CopyTo(ref v));
 
     // Binary format: int32 count; byte code (0 = no key values); then count values of that type
@@ -373,8 +374,8 @@ internal sealed class ClassLabels
     public static ClassLabels Read(BinaryReader r)
     {
         int count = r.ReadInt32();
-        if (count < 2 || count > 1_000_000)
-            throw new InvalidDataException($"The model's class count {count} is out of range.");
+        if (count < 0 || !ClassCountRule.IsValid((ulong)count))
+            throw new InvalidDataException($"The model's class count {count} is out of range ({ClassCountRule.RangeText}).");
         byte code = r.ReadByte();
         if (code == 0)
             return new ClassLabels(count, 0, null, Enumerable.Range(0, count).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToArray());

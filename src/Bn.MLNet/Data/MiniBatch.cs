@@ -1,0 +1,30 @@
+namespace Bn.MLNet.Data;
+
+/// <summary>One mini-batch in reusable buffers: rows [0, <see cref="Count"/>) are valid.</summary>
+public sealed class MiniBatch
+{
+    /// <summary>Creates buffers for up to <paramref name="capacity"/> rows of <paramref name="featureLength"/> values.</summary>
+    public MiniBatch(int capacity, int featureLength)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(featureLength, 1);
+        Features = new float[capacity * featureLength];
+        Labels = new int[capacity];
+        FeatureLength = featureLength;
+    }
+
+    /// <summary>Row-major features: row i occupies [i×FeatureLength, (i+1)×FeatureLength).</summary>
+    public float[] Features { get; }
+
+    /// <summary>Zero-based class indices, one per row.</summary>
+    public int[] Labels { get; }
+
+    /// <summary>Values per row.</summary>
+    public int FeatureLength { get; }
+
+    /// <summary>Rows currently held.</summary>
+    public int Count { get; set; }
+
+    /// <summary>Maximum rows.</summary>
+    public int Capacity => Labels.Length;
+}
