@@ -2,16 +2,6 @@ using Microsoft.ML;
 
 namespace Bn.MLNet.Samples.Datasets;
 
-/// <summary>Which half of Fashion-MNIST to read.</summary>
-public enum FashionMnistSplit
-{
-    /// <summary>The 60,000 training images (<c>train-*-ubyte</c>).</summary>
-    Train,
-
-    /// <summary>The 10,000 test images (<c>t10k-*-ubyte</c>).</summary>
-    Test,
-}
-
 /// <summary>
 /// Fashion-MNIST (Zalando Research, MIT licence): 28×28 greyscale images of 10 clothing classes, bundled under
 /// <c>datasets/fashion-mnist</c> as its four original IDX gz files (see <c>datasets/README.md</c>).
