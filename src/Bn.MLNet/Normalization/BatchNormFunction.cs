@@ -29,6 +29,9 @@ internal sealed class BatchNormFunction : torch.autograd.SingleTensorFunction<Ba
         public double Eps;
         public long[] ReduceDims = Array.Empty<long>();
         public bool BatchStatistics;
+
+        /// <summary>Whether a backward pass can follow (grad mode on and an input requires grad); set by <see cref="Apply"/>.</summary>
+        public bool NeedsBackward;
     }
 
     public override string Name => nameof(BatchNormFunction);
@@ -42,7 +45,11 @@ internal sealed class BatchNormFunction : torch.autograd.SingleTensorFunction<Ba
     public static Tensor Apply(Tensor x, Tensor? gamma, Tensor? beta, Settings settings)
     {
         if (settings.BatchStatistics)
+        {
+            settings.NeedsBackward = torch.is_grad_enabled()
+                && (x.requires_grad || (gamma?.requires_grad ?? false) || (beta?.requires_grad ?? false));
             return apply(x, gamma!, beta!, settings);
+        }
 
         using var scope = torch.NewDisposeScope();
         var invstd = (AsType(settings.Variance!, x) + settings.Eps).rsqrt_();
@@ -90,21 +97,24 @@ internal sealed class BatchNormFunction : torch.autograd.SingleTensorFunction<Ba
         long[] shape = BroadcastShape(x);
         var y = torch.addcmul(ChannelMath.Create(shift, shape, x.dtype), x, ChannelMath.Create(scale, shape, x.dtype), One);
 
-        // Only x (alive anyway as the previous layer's output) and 2·C values are kept for backward.
-        ctx.save_for_backward(new List<Tensor> { x, ChannelMath.Create(stats, new[] { 2, c }, x.dtype), gamma! });
-        ctx.save_data("dims", s.ReduceDims);
-        ctx.save_data("affine", gamma is not null);
+        // For backward: x (alive anyway as the previous layer's output) through a handle of our own that backward
+        // disposes, so x is released as soon as this layer's gradient is computed, not when the whole graph is freed
+        // (libtorch keeps a custom function's saved tensors until then); μ, invstd and γ as managed values.
+        if (s.NeedsBackward)
+            ctx.save_data("state", new BackwardState(x.detach().DetachFromDisposeScope(), stats, g, s.ReduceDims));
         return y;
     }
 
     public override List<Tensor> backward(torch.autograd.AutogradContext ctx, Tensor gradOutput)
     {
-        var saved = ctx.get_saved_variables();
-        Tensor x = saved[0];
-        double[] stats = ChannelMath.Read(saved[1]);
-        bool affine = (bool)ctx.get_data("affine");
-        double[]? g = affine ? ChannelMath.Read(saved[2]) : null;
-        var dims = (long[])ctx.get_data("dims");
+        ReleaseReturnedGradients();
+        var state = (BackwardState?)ctx.get_data("state")
+            ?? throw new InvalidOperationException("BatchNormFunction: no saved state; the forward pass ran without gradient tracking.");
+        Tensor x = state.X ?? throw new InvalidOperationException("BatchNormFunction supports one backward pass per forward pass (retain_graph is not supported).");
+        double[] stats = state.Stats;
+        double[]? g = state.Gamma;
+        bool affine = g is not null;
+        var dims = state.Dims;
         long c = x.shape[1];
         double m = x.numel() / c;
         var dy = gradOutput;
@@ -138,7 +148,38 @@ internal sealed class BatchNormFunction : torch.autograd.SingleTensorFunction<Ba
         var dx = torch.addcmul(ChannelMath.Create(d, shape, x.dtype), dy, ChannelMath.Create(a, shape, x.dtype), One)
             .addcmul_(x, ChannelMath.Create(bx, shape, x.dtype), One);
         Tensor? dGamma = affine ? ChannelMath.Create(sumDyXhat, new[] { c }, x.dtype) : null;
-        return new List<Tensor> { dx, dGamma!, affine ? sumDy : null!, null! };
+
+        // Release x and ∂ℓ/∂y now (libtorch holds its own reference to ∂ℓ/∂y while it needs it).
+        state.X = null;
+        x.Dispose();
+        dy.Dispose();
+        var grads = new List<Tensor> { dx, dGamma!, affine ? sumDy : null!, null! };
+        (t_returned ??= new List<Tensor>()).AddRange(grads.Where(t => t is not null));
+        return grads;
+    }
+
+    /// <summary>State kept between forward and backward: x (own handle), μ and invstd per channel, γ, the reduced axes.</summary>
+    private sealed class BackwardState(Tensor x, double[] stats, double[]? gamma, long[] dims)
+    {
+        public Tensor? X = x;
+        public readonly double[] Stats = stats;
+        public readonly double[]? Gamma = gamma;
+        public readonly long[] Dims = dims;
+    }
+
+    // Gradients handed to libtorch by the previous backward call on this thread. libtorch copies its references as
+    // soon as backward returns, so these managed handles only keep the gradients alive until the step's dispose scope
+    // ends; releasing them at the next backward call lets libtorch free each gradient as soon as it is consumed.
+    [ThreadStatic]
+    private static List<Tensor>? t_returned;
+
+    private static void ReleaseReturnedGradients()
+    {
+        if (t_returned is null)
+            return;
+        foreach (var t in t_returned)
+            t.Dispose();
+        t_returned.Clear();
     }
 
     private static readonly Scalar One = 1.0.ToScalar();
