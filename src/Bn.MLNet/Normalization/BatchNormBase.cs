@@ -150,11 +150,12 @@ public abstract class BatchNormBase : nn.Module<Tensor, Tensor>
     private void UpdateRunningStatistics(Tensor mean, Tensor biasedVar, long m)
     {
         using var noGrad = torch.no_grad();
-        _numBatchesTracked!.add_(1);
-        double factor = Momentum ?? 1.0 / _numBatchesTracked.item<long>();
         double unbias = (double)m / (m - 1);
-        if (ChannelMath.Supports(_runningMean!) && ChannelMath.Supports(_runningVar!) && ChannelMath.Supports(mean) && ChannelMath.Supports(biasedVar))
+        if (ChannelMath.Supports(_runningMean!) && ChannelMath.Supports(_runningVar!) && ChannelMath.Supports(mean) && ChannelMath.Supports(biasedVar)
+            && ChannelMath.IsCpuInt64Scalar(_numBatchesTracked!))
         {
+            long count = ChannelMath.Increment(_numBatchesTracked!);
+            double factor = Momentum ?? 1.0 / count;
             // running = (1 − f)·running + f·batch, per channel in managed code (C values; no kernel dispatches).
             double[] runMean = ChannelMath.Read(_runningMean!), runVar = ChannelMath.Read(_runningVar!);
             double[] batchMean = ChannelMath.Read(mean), batchVar = ChannelMath.Read(biasedVar);
@@ -169,9 +170,11 @@ public abstract class BatchNormBase : nn.Module<Tensor, Tensor>
             return;
         }
 
+        _numBatchesTracked!.add_(1);
+        double f = Momentum ?? 1.0 / _numBatchesTracked.item<long>();
         using var unbiased = biasedVar * unbias;
-        _runningMean!.mul_(1 - factor).add_(mean.to(_runningMean.dtype), factor);
-        _runningVar!.mul_(1 - factor).add_(unbiased.to(_runningVar.dtype), factor);
+        _runningMean!.mul_(1 - f).add_(mean.to(_runningMean.dtype), f);
+        _runningVar!.mul_(1 - f).add_(unbiased.to(_runningVar.dtype), f);
     }
 
     /// <summary>Replaces the running statistics (used by <see cref="PopulationStatistics"/>).</summary>

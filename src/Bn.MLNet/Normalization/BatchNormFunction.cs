@@ -52,11 +52,43 @@ internal sealed class BatchNormFunction : torch.autograd.SingleTensorFunction<Ba
         }
 
         using var scope = torch.NewDisposeScope();
-        var invstd = (AsType(settings.Variance!, x) + settings.Eps).rsqrt_();
-        var (scale, shift) = ScaleShift(AsType(settings.Mean!, x), invstd, gamma, beta);
         long[] shape = BroadcastShape(x);
+        bool affineGrad = torch.is_grad_enabled() && ((gamma?.requires_grad ?? false) || (beta?.requires_grad ?? false));
+        if (!affineGrad && ChannelMath.Supports(settings.Mean!) && ChannelMath.Supports(settings.Variance!))
+        {
+            // Inference: scale and shift per channel in managed code (no gradient flows to γ or β).
+            var (scaleValues, shiftValues, _) = Coefficients(
+                ChannelMath.Read(settings.Mean!), ChannelMath.Read(settings.Variance!), ReadOrNull(gamma), ReadOrNull(beta), settings.Eps);
+            return torch.addcmul(ChannelMath.Create(shiftValues, shape, x.dtype), x, ChannelMath.Create(scaleValues, shape, x.dtype), One)
+                .MoveToOuterDisposeScope();
+        }
+
+        using var eps = settings.Eps.ToScalar();
+        var invstd = AsType(settings.Variance!, x).add(eps).rsqrt_();
+        var (scale, shift) = ScaleShift(AsType(settings.Mean!, x), invstd, gamma, beta);
         return torch.addcmul(shift.view(shape), x, scale.view(shape), One).MoveToOuterDisposeScope();
     }
+
+    /// <summary>Per channel: scale = γ·invstd, shift = β − μ·scale, and the statistics μ, then invstd = 1/√(σ² + ε).</summary>
+    private static (double[] Scale, double[] Shift, double[] Stats) Coefficients(double[] mu, double[] var, double[]? g, double[]? b, double eps)
+    {
+        int c = mu.Length;
+        var stats = new double[2 * c];
+        var scale = new double[c];
+        var shift = new double[c];
+        for (int i = 0; i < c; i++)
+        {
+            double invstd = 1.0 / Math.Sqrt(var[i] + eps);
+            stats[i] = mu[i];
+            stats[c + i] = invstd;
+            scale[i] = (g is null ? 1.0 : g[i]) * invstd;
+            shift[i] = (b is null ? 0.0 : b[i]) - (mu[i] * scale[i]);
+        }
+
+        return (scale, shift, stats);
+    }
+
+    private static double[]? ReadOrNull(Tensor? t) => t is null ? null : ChannelMath.Read(t);
 
     public override Tensor forward(torch.autograd.AutogradContext ctx, params object[] vars)
     {
@@ -78,20 +110,8 @@ internal sealed class BatchNormFunction : torch.autograd.SingleTensorFunction<Ba
         s.Variance = variance;
 
         // Per channel, in managed code: invstd = 1/√(σ² + ε), scale = γ·invstd, shift = β − μ·scale.
-        double[] mu = ChannelMath.Read(mean), var = ChannelMath.Read(variance);
-        double[]? g = gamma is null ? null : ChannelMath.Read(gamma);
-        double[]? b = beta is null ? null : ChannelMath.Read(beta);
-        var stats = new double[2 * c];          // saved for backward: μ, then invstd
-        var scale = new double[c];
-        var shift = new double[c];
-        for (int i = 0; i < c; i++)
-        {
-            double invstd = 1.0 / Math.Sqrt(var[i] + s.Eps);
-            stats[i] = mu[i];
-            stats[c + i] = invstd;
-            scale[i] = (g is null ? 1.0 : g[i]) * invstd;
-            shift[i] = (b is null ? 0.0 : b[i]) - (mu[i] * scale[i]);
-        }
+        double[]? g = ReadOrNull(gamma);
+        var (scale, shift, stats) = Coefficients(ChannelMath.Read(mean), ChannelMath.Read(variance), g, ReadOrNull(beta), s.Eps);
 
         // y = γ·(x − μ)·invstd + β = x·scale + shift: one pass over x.
         long[] shape = BroadcastShape(x);

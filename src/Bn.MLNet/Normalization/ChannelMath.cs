@@ -54,4 +54,10 @@ internal static class ChannelMath
             values.CopyTo(MemoryMarshal.Cast<byte, double>(t.bytes));
         }
     }
+
+    /// <summary>Whether <paramref name="t"/> is a one-element int64 CPU tensor (the batch counter).</summary>
+    public static bool IsCpuInt64Scalar(Tensor t) => t.device_type == DeviceType.CPU && t.dtype == ScalarType.Int64 && t.numel() == 1;
+
+    /// <summary>Adds one to a one-element int64 CPU tensor and returns the new value.</summary>
+    public static long Increment(Tensor counter) => ++MemoryMarshal.Cast<byte, long>(counter.bytes)[0];
 }
