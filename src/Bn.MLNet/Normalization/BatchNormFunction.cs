@@ -11,10 +11,13 @@ namespace Bn.MLNet.Normalization;
 /// differentiable operations (no custom node).
 /// </summary>
 /// <remarks>
-/// Cost model (full-size passes over N×C×… data). Forward: one fused pass for the per-channel mean and variance, one
-/// for y = x·scale + shift (scale = γ·invstd and shift = β − μ·scale are per-channel). Only x (the input, alive anyway)
-/// and the per-channel μ and invstd are saved, so the layer holds no full-size tensor of its own between forward and
-/// backward. Backward: Σ∂ℓ/∂y and Σ∂ℓ/∂y·x per channel, then ∂ℓ/∂x = a·∂ℓ/∂y + b·x + c with per-channel a, b, c.
+/// Cost model (full-size passes over N×C×… data). Forward: a reduction for μ, a centred scratch tensor (freed at once)
+/// and its reduction for σ², then y = x·scale + shift in one pass (scale = γ·invstd and shift = β − μ·scale are
+/// per-channel). Only x (the input, alive anyway) and the per-channel μ and invstd are kept, so the layer holds no
+/// full-size tensor of its own between forward and backward. Backward: Σ∂ℓ/∂y and Σ∂ℓ/∂y·x per channel, then
+/// ∂ℓ/∂x = a·∂ℓ/∂y + b·x + c with per-channel a, b, c (two passes). Per-channel arithmetic runs in managed code
+/// (<see cref="ChannelMath"/>), and no implicit <c>Scalar</c> is created per call: each would be a small native
+/// allocation freed only by a finalizer, and such allocations fragment the native heap between the large tensors.
 /// </remarks>
 internal sealed class BatchNormFunction : torch.autograd.SingleTensorFunction<BatchNormFunction>
 {
@@ -117,20 +120,21 @@ internal sealed class BatchNormFunction : torch.autograd.SingleTensorFunction<Ba
         long[] shape = BroadcastShape(x);
         var y = torch.addcmul(ChannelMath.Create(shift, shape, x.dtype), x, ChannelMath.Create(scale, shape, x.dtype), One);
 
-        // For backward: x (alive anyway as the previous layer's output) through a handle of our own that backward
-        // disposes, so x is released as soon as this layer's gradient is computed, not when the whole graph is freed
-        // (libtorch keeps a custom function's saved tensors until then); μ, invstd and γ as managed values.
+        // For backward: x (alive anyway as the previous layer's output) as a saved variable, released with the graph;
+        // μ, invstd and γ as managed values.
         if (s.NeedsBackward)
-            ctx.save_data("state", new BackwardState(x.detach().DetachFromDisposeScope(), stats, g, s.ReduceDims));
+        {
+            ctx.save_for_backward(new List<Tensor> { x });
+            ctx.save_data("state", new BackwardState(stats, g, s.ReduceDims));
+        }
         return y;
     }
 
     public override List<Tensor> backward(torch.autograd.AutogradContext ctx, Tensor gradOutput)
     {
         ReleaseReturnedGradients();
-        var state = (BackwardState?)ctx.get_data("state")
-            ?? throw new InvalidOperationException("BatchNormFunction: no saved state; the forward pass ran without gradient tracking.");
-        Tensor x = state.X ?? throw new InvalidOperationException("BatchNormFunction supports one backward pass per forward pass (retain_graph is not supported).");
+        var state = (BackwardState)ctx.get_data("state");
+        Tensor x = ctx.get_saved_variables()[0];
         double[] stats = state.Stats;
         double[]? g = state.Gamma;
         bool affine = g is not null;
@@ -169,8 +173,7 @@ internal sealed class BatchNormFunction : torch.autograd.SingleTensorFunction<Ba
             .addcmul_(x, ChannelMath.Create(bx, shape, x.dtype), One);
         Tensor? dGamma = affine ? ChannelMath.Create(sumDyXhat, new[] { c }, x.dtype) : null;
 
-        // Release x and ∂ℓ/∂y now (libtorch holds its own reference to ∂ℓ/∂y while it needs it).
-        state.X = null;
+        // Release our handles to x and ∂ℓ/∂y now (libtorch holds its own references while it needs them).
         x.Dispose();
         dy.Dispose();
         var grads = new List<Tensor> { dx, dGamma!, affine ? sumDy : null!, null! };
@@ -178,10 +181,9 @@ internal sealed class BatchNormFunction : torch.autograd.SingleTensorFunction<Ba
         return grads;
     }
 
-    /// <summary>State kept between forward and backward: x (own handle), μ and invstd per channel, γ, the reduced axes.</summary>
-    private sealed class BackwardState(Tensor x, double[] stats, double[]? gamma, long[] dims)
+    /// <summary>Managed state kept between forward and backward: μ and invstd per channel, γ, the reduced axes.</summary>
+    private sealed class BackwardState(double[] stats, double[]? gamma, long[] dims)
     {
-        public Tensor? X = x;
         public readonly double[] Stats = stats;
         public readonly double[]? Gamma = gamma;
         public readonly long[] Dims = dims;
