@@ -10,8 +10,11 @@ namespace Bn.MLNet.Benchmarks;
 /// autograd function) against TorchSharp's native batch norm (libtorch kernel, the baseline), training mode,
 /// float32 on CPU, with one libtorch thread and with the default thread count (the machine may be shared, and
 /// contention hurts the implementation with more kernel launches more). Each invocation: forward, backward with a fixed upstream gradient, gradients reset to none.
+/// Shapes: the default network's two convolution stages (128×32×28×28, 128×64×14×14), few channels with a large
+/// spatial size (128×4×56×56), many channels with a small spatial size (128×256×7×7), the default hidden layer as 1d
+/// (512×128) and a wide 1d layer (128×2048). A short job (2 warm-ups, 6 iterations) keeps a full run to minutes.
 /// </summary>
-[SimpleJob(launchCount: 1, warmupCount: 3, iterationCount: 10)]
+[SimpleJob(launchCount: 1, warmupCount: 2, iterationCount: 6)]
 [MemoryDiagnoser(false)]
 public class BatchNormBenchmarks
 {
@@ -21,7 +24,7 @@ public class BatchNormBenchmarks
     private nn.Module<Tensor, Tensor> _native = null!;
 
     /// <summary>Input shape N×C×H×W (2d) or N×C (1d).</summary>
-    [Params("128x32x28x28", "128x64x14x14", "512x128")]
+    [Params("128x32x28x28", "128x64x14x14", "128x4x56x56", "128x256x7x7", "512x128", "128x2048")]
     public string Shape { get; set; } = "";
 
     /// <summary>libtorch intra-op threads (0 = libtorch's default, one per core).</summary>

@@ -303,6 +303,9 @@ public sealed class BnCnn : Module<Tensor, Tensor>
         using DisposeScope scope = torch.NewDisposeScope();
         Tensor x = Prepare(input);
         int probe = 0;
+        // Without gradient tracking nothing keeps an intermediate activation: free each one as soon as the next layer
+        // has consumed it, so inference holds about two activations at a time instead of the whole network's.
+        bool freeEarly = !torch.is_grad_enabled();
         for (int i = 0; i < _features.Count; i++)
         {
             if (record is not null && _featureRoles[i] is LayerRole.Norm or LayerRole.Activation)
@@ -310,7 +313,7 @@ public sealed class BnCnn : Module<Tensor, Tensor>
                 record.Add(Percentiles(_probed[probe++].Name, x, maxSample));
             }
 
-            x = _features[i].call(x);
+            x = Next(x, _features[i].call(x), input, freeEarly);
         }
 
         x = x.flatten(1);
@@ -326,7 +329,7 @@ public sealed class BnCnn : Module<Tensor, Tensor>
                 record.Add(Percentiles(_probed[probe++].Name, x, maxSample));
             }
 
-            x = _classifier[i].call(x);
+            x = Next(x, _classifier[i].call(x), input, freeEarly);
         }
 
         if (!embed)
@@ -335,6 +338,16 @@ public sealed class BnCnn : Module<Tensor, Tensor>
         }
 
         return x.MoveToOuterDisposeScope();
+    }
+
+    private static Tensor Next(Tensor previous, Tensor next, Tensor input, bool freeEarly)
+    {
+        if (freeEarly && !ReferenceEquals(previous, next) && !ReferenceEquals(previous, input))
+        {
+            previous.Dispose();
+        }
+
+        return next;
     }
 
     private Tensor Prepare(Tensor input)

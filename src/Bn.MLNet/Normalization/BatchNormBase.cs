@@ -150,11 +150,31 @@ public abstract class BatchNormBase : nn.Module<Tensor, Tensor>
     internal void UpdateRunningStatistics(Tensor mean, Tensor biasedVar, long m)
     {
         using var noGrad = torch.no_grad();
+        double unbias = (double)m / (m - 1);
+        if (ChannelMath.Supports(_runningMean!) && ChannelMath.Supports(_runningVar!) && ChannelMath.Supports(mean) && ChannelMath.Supports(biasedVar)
+            && ChannelMath.IsCpuInt64Scalar(_numBatchesTracked!))
+        {
+            long count = ChannelMath.Increment(_numBatchesTracked!);
+            double factor = Momentum ?? 1.0 / count;
+            // running = (1 − f)·running + f·batch, per channel in managed code (C values; no kernel dispatches).
+            double[] runMean = ChannelMath.Read(_runningMean!), runVar = ChannelMath.Read(_runningVar!);
+            double[] batchMean = ChannelMath.Read(mean), batchVar = ChannelMath.Read(biasedVar);
+            for (int i = 0; i < runMean.Length; i++)
+            {
+                runMean[i] = ((1 - factor) * runMean[i]) + (factor * batchMean[i]);
+                runVar[i] = ((1 - factor) * runVar[i]) + (factor * unbias * batchVar[i]);
+            }
+
+            ChannelMath.Write(_runningMean!, runMean);
+            ChannelMath.Write(_runningVar!, runVar);
+            return;
+        }
+
         _numBatchesTracked!.add_(1);
-        double factor = Momentum ?? 1.0 / _numBatchesTracked.item<long>();
-        using var unbiased = biasedVar * ((double)m / (m - 1));
-        _runningMean!.mul_(1 - factor).add_(mean.to(_runningMean.dtype), factor);
-        _runningVar!.mul_(1 - factor).add_(unbiased.to(_runningVar.dtype), factor);
+        double f = Momentum ?? 1.0 / _numBatchesTracked.item<long>();
+        using var unbiased = biasedVar * unbias;
+        _runningMean!.mul_(1 - f).add_(mean.to(_runningMean.dtype), f);
+        _runningVar!.mul_(1 - f).add_(unbiased.to(_runningVar.dtype), f);
     }
 
     /// <summary>Replaces the running statistics (used by <see cref="PopulationStatistics"/>).</summary>
@@ -174,18 +194,19 @@ public abstract class BatchNormBase : nn.Module<Tensor, Tensor>
 
     internal void Validate(Tensor input)
     {
-        int rank = (int)input.dim();
-        string shape = "[" + string.Join(", ", input.shape) + "]";
+        long[] dims = input.shape;
+        int rank = dims.Length;
+        string Shape() => "[" + string.Join(", ", dims) + "]";   // built only for an error message
         if (!AcceptedRanks.Contains(rank))
-            throw new ArgumentException($"{GetType().Name} expects input of shape {ExpectedShape}, got rank {rank} input of shape {shape}.", nameof(input));
-        if (input.shape[1] != NumFeatures)
-            throw new ArgumentException($"{GetType().Name} was built for {NumFeatures} channels (axis 1), but the input of shape {shape} has {input.shape[1]} channels.", nameof(input));
+            throw new ArgumentException($"{GetType().Name} expects input of shape {ExpectedShape}, got rank {rank} input of shape {Shape()}.", nameof(input));
+        if (dims[1] != NumFeatures)
+            throw new ArgumentException($"{GetType().Name} was built for {NumFeatures} channels (axis 1), but the input of shape {Shape()} has {dims[1]} channels.", nameof(input));
         if (!input.is_floating_point())
             throw new ArgumentException($"{GetType().Name} expects a floating-point input, got {input.dtype}.", nameof(input));
-        long perChannel = input.numel() / NumFeatures;
+        long perChannel = dims.Aggregate(1L, (p, d) => p * d) / NumFeatures;
         if (training && perChannel < 2)
-            throw new ArgumentException($"Batch Normalization needs more than one value per channel in training (the mini-batch variance of a single value is undefined); input of shape {shape} has {perChannel} value(s) per channel.", nameof(input));
+            throw new ArgumentException($"Batch Normalization needs more than one value per channel in training (the mini-batch variance of a single value is undefined); input of shape {Shape()} has {perChannel} value(s) per channel.", nameof(input));
         if (perChannel < 1)
-            throw new ArgumentException($"{GetType().Name} got an empty input of shape {shape}.", nameof(input));
+            throw new ArgumentException($"{GetType().Name} got an empty input of shape {Shape()}.", nameof(input));
     }
 }

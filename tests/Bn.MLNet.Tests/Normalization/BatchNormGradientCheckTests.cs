@@ -10,6 +10,30 @@ namespace Bn.MLNet.Tests.Normalization;
 /// </summary>
 public class BatchNormGradientCheckTests
 {
+    [Fact]
+    public void SecondBackwardThroughRetainedGraphGivesTheSameGradients()
+    {
+        using var scope = torch.NewDisposeScope();
+        var gen = new torch.Generator(99);
+        using var bn = new Bn.MLNet.Normalization.BatchNorm2d(3);
+        bn.to(ScalarType.Float64);
+        var x = (torch.randn(new long[] { 4, 3, 2, 5 }, ScalarType.Float64, generator: gen) * 2 + 1).requires_grad_(true);
+        var g = torch.randn(new long[] { 4, 3, 2, 5 }, ScalarType.Float64, generator: gen);
+
+        var y = bn.forward(x);
+        y.backward(new[] { g }, retain_graph: true);
+        var first = new[] { x.grad!.clone(), bn.Gamma!.grad!.clone(), bn.Beta!.grad!.clone() };
+        x.grad = null;
+        bn.zero_grad();
+        y.backward(new[] { g });
+        var second = new[] { x.grad!, bn.Gamma!.grad!, bn.Beta!.grad! };
+
+        for (int k = 0; k < first.Length; k++)
+        {
+            TestUtil.AssertClose(second[k], first[k], 1e-15, $"gradient {k} of the second backward");
+        }
+    }
+
     [Theory]
     [InlineData(new long[] { 3, 2, 2, 3 }, true)]
     [InlineData(new long[] { 3, 2, 2, 3 }, false)]
