@@ -46,7 +46,7 @@ public class BatchNormCnnHardeningTests
         // gives finite steps before the one that diverges.
         var model = PipelineFor(ml, Options(o =>
         {
-            o.LearningRate = 1e6;
+            o.LearningRate = 1e3;
             o.Schedule = LearningRateScheduleKind.Constant;
             o.LabelSmoothing = 0;
             o.RandomCropPadding = 0;
@@ -65,7 +65,7 @@ public class BatchNormCnnHardeningTests
         string warning = Assert.Single(warnings, w => w.Contains("diverged"));
         Assert.Contains($"step {d.Step}", warning);
         Assert.Contains($"after step {d.RestoredStep} (weights and BN running statistics)", warning);
-        Assert.Contains("Lower LearningRate (now 1E+06)", warning);
+        Assert.Contains("Lower LearningRate (now 1000)", warning);
         Assert.Contains("TrainingHistory.Divergence", warning);
     }
 
