@@ -123,7 +123,7 @@ public class MLNetFitBenchmarks : MLNetBenchmarkBase
     public float RawTorchSharpEpoch()
     {
         torch.manual_seed(Seed);
-        using var net = new BnCnn(Options().ToArchitecture(FashionMnist.ClassCount));
+        using var net = new BatchNormCnnNetwork(Options().ToArchitecture(FashionMnist.ClassCount));
         net.train();
         using var opt = torch.optim.SGD(net.parameters(), 0.05, momentum: 0.9, nesterov: true, weight_decay: 5e-4);
         float last = 0;

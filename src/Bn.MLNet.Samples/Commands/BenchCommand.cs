@@ -52,7 +52,7 @@ internal static class BenchCommand
         using BatchNormCnnTransformer model = estimator.Fit(FashionMnist.LoadTrain(ml, limit: 512));
         IdxLabeledImages raw = FashionMnist.Read(null, FashionMnistSplit.Test, 2000);
         float[] pixels = raw.Images.Pixels.Select(v => (float)v).ToArray();
-        BnCnn network = model.ScoringNetwork;
+        BatchNormCnnNetwork network = model.ScoringNetwork;
         int batch = model.InferenceBatchSize;
         var (t, r) = Interleaved(repeats,
             () =>

@@ -11,7 +11,7 @@ internal static class ExportOnnxCommand
     {
         var model = new Option<FileInfo>("--model")
         {
-            Description = "Model zip saved with mlContext.Model.Save (train --model writes one; the main job writes runs/main/fashion-mnist-bncnn.zip), or a network saved with BnCnn.Save.",
+            Description = "Model zip saved with mlContext.Model.Save (train --model writes one; the main job writes runs/main/fashion-mnist-bncnn.zip), or a network saved with BatchNormCnnNetwork.Save.",
             HelpName = "PATH",
             Required = true,
         }.AcceptExistingOnly();

@@ -10,13 +10,13 @@ namespace Bn.MLNet.Samples.Commands;
 
 /// <summary>
 /// <c>evaluate</c> and <c>predict</c>: use a model zip saved by <c>train --model</c>, the main job or any pipeline around
-/// BatchNormCnn, or a network saved with <see cref="BnCnn.Save(string)"/> (told apart by content).
+/// BatchNormCnn, or a network saved with <see cref="BatchNormCnnNetwork.Save(string)"/> (told apart by content).
 /// </summary>
 internal static class ModelCommands
 {
     private static readonly Option<FileInfo> ModelOption = new("--model")
     {
-        Description = "Model zip saved with mlContext.Model.Save (train --model writes one; the main job writes runs/main/fashion-mnist-bncnn.zip), or a network saved with BnCnn.Save.",
+        Description = "Model zip saved with mlContext.Model.Save (train --model writes one; the main job writes runs/main/fashion-mnist-bncnn.zip), or a network saved with BatchNormCnnNetwork.Save.",
         HelpName = "PATH",
         Required = true,
     };
@@ -154,14 +154,14 @@ internal static class ModelCommands
         /// <summary>A zip archive: an ML.NET model saved with mlContext.Model.Save (train --model, the main job).</summary>
         MLNetZip,
 
-        /// <summary>A network saved with BnCnn.Save (architecture and weights, no pipeline).</summary>
+        /// <summary>A network saved with BatchNormCnnNetwork.Save (architecture and weights, no pipeline).</summary>
         RawNetwork,
 
         /// <summary>Anything else.</summary>
         Unknown,
     }
 
-    /// <summary>Tells an ML.NET model zip from a BnCnn.Save file by content (zip signature, or BnCnn's header).</summary>
+    /// <summary>Tells an ML.NET model zip from a BatchNormCnnNetwork.Save file by content (zip signature, or the network file header).</summary>
     internal static ModelFileKind Detect(string path)
     {
         var head = new byte[32];
@@ -182,7 +182,7 @@ internal static class ModelCommands
     }
 
     /// <summary>
-    /// Loads a model file of either kind (see <see cref="Detect"/>); a BnCnn.Save file is wrapped in the same pipeline
+    /// Loads a model file of either kind (see <see cref="Detect"/>); a BatchNormCnnNetwork.Save file is wrapped in the same pipeline
     /// the main job saves. Throws <see cref="InvalidDataException"/> naming the file for anything else.
     /// </summary>
     internal static ITransformer Load(MLContext ml, string path)
@@ -202,15 +202,15 @@ internal static class ModelCommands
 
                 return ml.Model.Load(path, out _);
             case ModelFileKind.RawNetwork:
-                using (BnCnn network = BnCnn.Load(path))
+                using (BatchNormCnnNetwork network = BatchNormCnnNetwork.Load(path))
                 {
                     return SampleData.PipelineFromNetwork(ml, network, history: null);
                 }
 
             default:
-                string why = new FileInfo(path).Length == 0 ? "the file is empty" : "its first bytes are neither a zip signature nor BnCnn's header";
+                string why = new FileInfo(path).Length == 0 ? "the file is empty" : "its first bytes are neither a zip signature nor the network file header";
                 throw new InvalidDataException(
-                    $"'{path}' is neither an ML.NET model zip (what `train --model` and the main job write) nor a network saved with BnCnn.Save ({why}).");
+                    $"'{path}' is neither an ML.NET model zip (what `train --model` and the main job write) nor a network saved with BatchNormCnnNetwork.Save ({why}).");
         }
     }
 

@@ -38,11 +38,11 @@ internal static class SampleData
 
     /// <summary>
     /// The same model <see cref="Pipeline"/> fits (text class → key, the BN CNN, predicted key → text), built around a
-    /// network trained outside ML.NET (the <c>train</c> command's, or one read with <see cref="BnCnn.Load(string)"/>);
+    /// network trained outside ML.NET (the <c>train</c> command's, or one read with <see cref="BatchNormCnnNetwork.Load(string)"/>);
     /// the chain holds its own copy of the weights.
     /// </summary>
     /// <exception cref="ArgumentException">The network does not have Fashion-MNIST's 10 classes.</exception>
-    public static ITransformer PipelineFromNetwork(MLContext ml, BnCnn network, TrainingHistory? history)
+    public static ITransformer PipelineFromNetwork(MLContext ml, BatchNormCnnNetwork network, TrainingHistory? history)
     {
         if (network.Architecture.ClassCount != FashionMnist.ClassCount)
         {

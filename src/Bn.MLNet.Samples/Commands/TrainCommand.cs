@@ -250,7 +250,7 @@ internal static class TrainCommand
         }
 
         torch.manual_seed(seed);
-        using var network = new BnCnn(architecture);
+        using var network = new BatchNormCnnNetwork(architecture);
         long parameterCount = network.parameters().Sum(t => t.numel());
         int threads = options.Threads ?? Environment.ProcessorCount;
         if (!quiet)
@@ -399,7 +399,7 @@ internal static class TrainCommand
             $"training {options.Optimizer}{(options.Optimizer == OptimizerKind.Sgd ? (options.Nesterov ? " Nesterov" : string.Empty) + $" momentum {options.Momentum}" : string.Empty)} lr {options.LearningRate}x{options.LearningRateMultiplier} {options.Schedule}, wd {options.WeightDecay}, batch {options.BatchSize}, {(options.MaxSteps is long ms ? $"{ms} steps" : $"{options.Epochs} epochs")}{(options.TimeBudgetSeconds is double tb ? $" or {tb} s" : string.Empty)}, crop {options.RandomCropPadding} flip {options.HorizontalFlip}, smoothing {options.LabelSmoothing}, seed {options.Seed}, {threads} threads")));
     }
 
-    private static TestOutcome EvaluateOnTest(BnCnn network, DataViewBatchSource test, CancellationToken cancellationToken)
+    private static TestOutcome EvaluateOnTest(BatchNormCnnNetwork network, DataViewBatchSource test, CancellationToken cancellationToken)
     {
         var evalClock = Stopwatch.StartNew();
         EvaluationResult result = Evaluation.Evaluate(network, test, cancellationToken: cancellationToken);
@@ -473,7 +473,7 @@ internal static class TrainCommand
     /// Saves the network as the ML.NET model zip the main job writes (written beside the target, then moved over it,
     /// so a failed save leaves no half-written file).
     /// </summary>
-    private static bool SaveModel(MLContext ml, BnCnn network, TrainingHistory history, string modelPath)
+    private static bool SaveModel(MLContext ml, BatchNormCnnNetwork network, TrainingHistory history, string modelPath)
     {
         string path = Path.GetFullPath(modelPath);
         string temp = path + ".partial";

@@ -104,7 +104,7 @@ internal static class DeepSigmoidExperiment
     /// saturated, and the mean over its units of the standard deviation of a unit's output across images (near 0 when
     /// every image gives the same output, i.e. the signal has collapsed).
     /// </summary>
-    private static (double Saturated, double Spread) Diagnose(BnCnn network, IdxLabeledImages test)
+    private static (double Saturated, double Spread) Diagnose(BatchNormCnnNetwork network, IdxLabeledImages test)
     {
         int n = Math.Min(test.Count, 2000), f = test.Images.PixelsPerImage;
         using var scope = torch.NewDisposeScope();

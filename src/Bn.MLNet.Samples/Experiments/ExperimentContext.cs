@@ -76,7 +76,7 @@ public sealed class ExperimentContext
         options.ValidationEverySteps = evaluateEverySteps;
         options.RestoreBestWeights = false;
         torch.manual_seed(Seed);
-        var network = new BnCnn(architecture);
+        var network = new BatchNormCnnNetwork(architecture);
         var clock = Stopwatch.StartNew();
         Log($"{name}: training ({options.MaxSteps?.ToString() ?? options.Epochs + " epochs"}{(options.MaxSteps is null ? "" : " steps")}, batch {options.BatchSize}, lr {options.LearningRate * options.LearningRateMultiplier:g3})");
         TrainingHistory history = new Trainer(options).Train(network, train ?? TrainSource(), TestSource());

@@ -11,7 +11,7 @@ namespace Bn.MLNet.Samples.Experiments;
 /// <param name="TestCurve">Test accuracy against training steps (evaluated every K steps and at the end).</param>
 /// <param name="TestAccuracy">Final test accuracy (NaN when the run diverged before any evaluation).</param>
 /// <param name="Seconds">Wall-clock training time including the periodic evaluations.</param>
-public sealed record ExperimentRun(string Name, BnCnn Network, TrainingHistory History, IReadOnlyList<(double X, double Y)> TestCurve, double TestAccuracy, double Seconds)
+public sealed record ExperimentRun(string Name, BatchNormCnnNetwork Network, TrainingHistory History, IReadOnlyList<(double X, double Y)> TestCurve, double TestAccuracy, double Seconds)
 {
     /// <summary>Best test accuracy seen on the curve.</summary>
     public double BestTestAccuracy => TestCurve.Count == 0 ? double.NaN : TestCurve.Max(p => p.Y);

@@ -28,14 +28,14 @@ internal static class InferenceModesExperiment
             RecordPercentiles = false,
         };
         var run = ctx.Run("BN CNN", arch, options, int.MaxValue, ctx.TrainSource(ctx.Quick ? 3000 : null));
-        BnCnn network = run.Network;
+        BatchNormCnnNetwork network = run.Network;
         IBatchSource test = ctx.TestSource();
         int repeats = ctx.Quick ? 1 : 3;
 
         var rows = new List<(string Mode, EvaluationResult Result, double ImagesPerSecond)>();
         rows.Add(("Running averages", Evaluation.Evaluate(network, test), Throughput(network, test, repeats)));
 
-        using (BnCnn folded = network.FoldBatchNorm())
+        using (BatchNormCnnNetwork folded = network.FoldBatchNorm())
         {
             rows.Add(("Folded into conv/linear (from running averages)", Evaluation.Evaluate(folded, test), Throughput(folded, test, repeats)));
         }

@@ -93,7 +93,7 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
 
         using var threads = TorchThreadScope.Set(trainerOptions.Threads ?? Environment.ProcessorCount);
         torch.manual_seed(seed);
-        var network = new BnCnn(architecture);
+        var network = new BatchNormCnnNetwork(architecture);
         try
         {
             var train = new DataViewBatchSource(input, columns.FeatureColumnName, columns.LabelColumnName, columns.FeatureLength, o.ShuffleBufferSize, seed)

@@ -304,7 +304,7 @@ internal static class BatchNormCnnModelFormat
     }
 
     /// <summary>The state dict of <paramref name="network"/> as plain data (parameters and buffers, running statistics included).</summary>
-    public static List<NamedTensor> ExportStateDict(BnCnn network)
+    public static List<NamedTensor> ExportStateDict(BatchNormCnnNetwork network)
     {
         var list = new List<NamedTensor>();
         foreach (var (name, tensor) in network.state_dict())
@@ -327,7 +327,7 @@ internal static class BatchNormCnnModelFormat
     /// with the same dtype and shape, no entry may be missing, and floating-point values must be finite.
     /// </summary>
     /// <exception cref="InvalidDataException">Missing, extra or mismatched weights, or non-finite values.</exception>
-    public static void ImportStateDict(BnCnn network, IReadOnlyList<NamedTensor> tensors)
+    public static void ImportStateDict(BatchNormCnnNetwork network, IReadOnlyList<NamedTensor> tensors)
     {
         var target = network.state_dict();
         var seen = new HashSet<string>(StringComparer.Ordinal);

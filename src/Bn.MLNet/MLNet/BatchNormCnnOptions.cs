@@ -46,7 +46,7 @@ public sealed class BatchNormCnnOptions
 
     /// <summary>
     /// Optional output column with the last hidden layer's activations (vector of Single, length
-    /// <see cref="BnCnn.EmbeddingSize"/>). Default <see langword="null"/>: no embedding column.
+    /// <see cref="BatchNormCnnNetwork.EmbeddingSize"/>). Default <see langword="null"/>: no embedding column.
     /// </summary>
     public string? EmbeddingColumnName { get; set; }
 

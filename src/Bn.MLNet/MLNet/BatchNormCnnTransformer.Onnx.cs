@@ -118,7 +118,7 @@ public sealed partial class BatchNormCnnTransformer
         }
 
         var settings = new OnnxExportSettings(FeatureColumnName, ScoreColumnName, EmbeddingColumnName, OnnxPredictedIndexName, metadata);
-        return BnCnnOnnxExporter.Export(_scoringNetwork, settings);
+        return NetworkOnnxExporter.Export(_scoringNetwork, settings);
     }
 
     private static void TryDelete(string path)

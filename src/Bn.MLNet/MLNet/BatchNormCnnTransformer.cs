@@ -33,8 +33,8 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
     /// <summary>ML.NET-level versions: 8-character model signature and version numbers of the header.</summary>
     internal static readonly ModelVersion ModelVersionInfo = new("BNCNNTRF", 0x00010001, 0x00010001, 0x00010001, LoaderSignature);
 
-    private readonly BnCnn _network;
-    private readonly BnCnn _scoringNetwork;
+    private readonly BatchNormCnnNetwork _network;
+    private readonly BatchNormCnnNetwork _scoringNetwork;
     private readonly ColumnSettings _columns;
     private readonly ClassLabels _labels;
     private readonly NetworkScorer _scorer;
@@ -44,7 +44,7 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
         IHostEnvironment? env,
         ColumnSettings columns,
         ClassLabels labels,
-        BnCnn network,
+        BatchNormCnnNetwork network,
         TrainingHistory? history,
         BatchNormInferenceMode mode,
         int inferenceBatchSize)
@@ -62,10 +62,10 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
     }
 
     /// <summary>The trained network, in eval mode (not folded, also when <see cref="InferenceMode"/> is <see cref="BatchNormInferenceMode.Folded"/>).</summary>
-    public BnCnn Network => _network;
+    public BatchNormCnnNetwork Network => _network;
 
     /// <summary>The network used for scoring: <see cref="Network"/>, or its BN-folded copy.</summary>
-    public BnCnn ScoringNetwork => _scoringNetwork;
+    public BatchNormCnnNetwork ScoringNetwork => _scoringNetwork;
 
     /// <summary>What happened during training (for a loaded model, as saved); null if not recorded.</summary>
     public TrainingHistory? TrainingHistory { get; }
@@ -166,7 +166,7 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
             throw new InvalidDataException($"The BatchNormCnn model has no stream {BatchNormCnnModelFormat.NetworkStreamName}; the file is incomplete.");
         var content = BatchNormCnnModelFormat.ParseNetwork(bytes!, main);
 
-        var network = new BnCnn(content.Architecture);
+        var network = new BatchNormCnnNetwork(content.Architecture);
         try
         {
             BatchNormCnnModelFormat.ImportStateDict(network, content.Tensors);
@@ -205,7 +205,7 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
     /// <exception cref="ArgumentException">The class names do not match the network's class count, or an option is invalid;
     /// <see cref="BatchNormInferenceMode.PopulationStatistics"/> is refused (call <c>PopulationStatistics.Recompute</c> on the network first).</exception>
     public static BatchNormCnnTransformer FromNetwork(
-        MLContext mlContext, BnCnn network, IReadOnlyList<string> classNames, BatchNormCnnOptions? options = null, TrainingHistory? history = null)
+        MLContext mlContext, BatchNormCnnNetwork network, IReadOnlyList<string> classNames, BatchNormCnnOptions? options = null, TrainingHistory? history = null)
     {
         ArgumentNullException.ThrowIfNull(mlContext);
         ArgumentNullException.ThrowIfNull(network);
@@ -232,7 +232,7 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
                 "Normalization.PopulationStatistics.Recompute on the network first and use RunningAverages.", nameof(options));
         }
 
-        var copy = new BnCnn(architecture);
+        var copy = new BatchNormCnnNetwork(architecture);
         try
         {
             BatchNormCnnModelFormat.ImportStateDict(copy, BatchNormCnnModelFormat.ExportStateDict(network));

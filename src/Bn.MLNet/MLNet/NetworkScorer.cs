@@ -12,10 +12,10 @@ namespace Bn.MLNet;
 /// </summary>
 internal sealed class NetworkScorer
 {
-    private readonly BnCnn _network;
+    private readonly BatchNormCnnNetwork _network;
     private volatile bool _disposed;
 
-    public NetworkScorer(BnCnn network, int featureLength, int classCount)
+    public NetworkScorer(BatchNormCnnNetwork network, int featureLength, int classCount)
     {
         _network = network;
         FeatureLength = featureLength;

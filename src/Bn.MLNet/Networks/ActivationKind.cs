@@ -1,6 +1,6 @@
 namespace Bn.MLNet.Networks;
 
-/// <summary>The nonlinearity used after every normalization of a <see cref="BnCnn"/>.</summary>
+/// <summary>The nonlinearity used after every normalization of a <see cref="BatchNormCnnNetwork"/>.</summary>
 public enum ActivationKind
 {
     /// <summary>Rectified linear unit (the default).</summary>

@@ -1,7 +1,7 @@
 namespace Bn.MLNet.Networks;
 
 /// <summary>
-/// One stage of a <see cref="BnCnn"/>: <see cref="Repeats"/> blocks of 3×3 convolution (padding 1) → normalization →
+/// One stage of a <see cref="BatchNormCnnNetwork"/>: <see cref="Repeats"/> blocks of 3×3 convolution (padding 1) → normalization →
 /// activation with <see cref="Channels"/> output channels, then an optional 2×2 max-pooling.
 /// </summary>
 public sealed class ConvStage

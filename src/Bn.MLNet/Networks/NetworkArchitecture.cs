@@ -4,7 +4,7 @@ using System.Text.Json.Serialization;
 namespace Bn.MLNet.Networks;
 
 /// <summary>
-/// A serializable description of a <see cref="BnCnn"/>: input shape, convolution stages, hidden fully-connected layers,
+/// A serializable description of a <see cref="BatchNormCnnNetwork"/>: input shape, convolution stages, hidden fully-connected layers,
 /// normalization and activation. It is stored inside saved models (see <see cref="ToJson"/>), so every property is a
 /// plain settable value.
 /// </summary>

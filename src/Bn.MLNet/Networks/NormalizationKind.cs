@@ -1,6 +1,6 @@
 namespace Bn.MLNet.Networks;
 
-/// <summary>The normalization placed after each convolution and hidden fully-connected layer of a <see cref="BnCnn"/>.</summary>
+/// <summary>The normalization placed after each convolution and hidden fully-connected layer of a <see cref="BatchNormCnnNetwork"/>.</summary>
 public enum NormalizationKind
 {
     /// <summary>This library's Batch Normalization (<c>Bn.MLNet.Normalization.BatchNorm2d</c>/<c>BatchNorm1d</c>), the default.</summary>

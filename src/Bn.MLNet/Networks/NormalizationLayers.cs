@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace Bn.MLNet.Networks;
 
-/// <summary>Creates the normalization module for a layer of a <see cref="BnCnn"/>.</summary>
+/// <summary>Creates the normalization module for a layer of a <see cref="BatchNormCnnNetwork"/>.</summary>
 internal static class NormalizationLayers
 {
     /// <summary>Normalization after a convolution with <paramref name="channels"/> output channels; null for <see cref="NormalizationKind.None"/>.</summary>

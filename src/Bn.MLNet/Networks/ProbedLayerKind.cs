@@ -1,6 +1,6 @@
 namespace Bn.MLNet.Networks;
 
-/// <summary>What a probed layer of a <see cref="BnCnn"/> does.</summary>
+/// <summary>What a probed layer of a <see cref="BatchNormCnnNetwork"/> does.</summary>
 public enum ProbedLayerKind
 {
     /// <summary>A normalization layer (batch, group or layer normalization).</summary>

@@ -45,8 +45,8 @@ public abstract class BatchNormBase : nn.Module<Tensor, Tensor>
             throw new ArgumentException($"numFeatures must be at least 1, got {numFeatures}.", nameof(numFeatures));
         if (!(eps > 0) || double.IsInfinity(eps))
             throw new ArgumentException($"eps must be a finite number > 0, got {eps}.", nameof(eps));
-        if (momentum is { } m && !(m >= 0 && m <= 1))
-            throw new ArgumentException($"momentum must lie in [0, 1] (or be null for a cumulative average), got {m}.", nameof(momentum));
+        if (momentum is { } m && !BatchNormChecks.IsValidMomentum(m))
+            throw new ArgumentException($"momentum must lie in {BatchNormChecks.MomentumRange} (or be null for a cumulative average), got {m}.", nameof(momentum));
 
         NumFeatures = numFeatures;
         Eps = eps;

@@ -17,7 +17,7 @@ internal sealed class EarlyStopping(TrainerOptions options) : IDisposable
     /// Records epoch <paramref name="epoch"/>'s validation result (an improvement becomes <see cref="TrainingHistory.BestEpoch"/>);
     /// returns whether the patience is used up.
     /// </summary>
-    public bool PatienceExhausted(int epoch, EvaluationResult validation, BnCnn network, TrainingHistory history)
+    public bool PatienceExhausted(int epoch, EvaluationResult validation, BatchNormCnnNetwork network, TrainingHistory history)
     {
         double metric = options.EarlyStoppingMetric == EarlyStoppingMetric.ValidationAccuracy ? validation.Accuracy : -validation.Loss;
         if (double.IsNaN(_bestMetric) || metric > _bestMetric)
@@ -48,7 +48,7 @@ internal sealed class EarlyStopping(TrainerOptions options) : IDisposable
     /// Writes the best epoch's state back when it was kept and is not the state training ended with (a later epoch, or
     /// divergence); sets <see cref="TrainingHistory.RestoredBestWeights"/>.
     /// </summary>
-    public void RestoreBest(BnCnn network, TrainingHistory history)
+    public void RestoreBest(BatchNormCnnNetwork network, TrainingHistory history)
     {
         if (_best is not null && history.BestEpoch is int bestEpoch
             && (history.Epochs.Count == 0 || history.Epochs[^1].Epoch != bestEpoch || history.Diverged))

@@ -33,7 +33,7 @@ public sealed class HistoryEntry
     public double ImagesPerSecond { get; set; }
 
     /// <summary>
-    /// 15/50/85th percentiles of each probed layer's input (<see cref="BnCnn.ProbedLayers"/>) sampled on one training batch:
+    /// 15/50/85th percentiles of each probed layer's input (<see cref="BatchNormCnnNetwork.ProbedLayers"/>) sampled on one training batch:
     /// on this step for step rows, on the epoch's last sampled step for epoch rows; empty when not recorded.
     /// </summary>
     public List<LayerPercentiles> Percentiles { get; set; } = new();

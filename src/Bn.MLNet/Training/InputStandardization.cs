@@ -2,7 +2,7 @@ using Bn.MLNet.Data;
 
 namespace Bn.MLNet.Training;
 
-/// <summary>Computes the input standardization a <see cref="Networks.BnCnn"/> applies.</summary>
+/// <summary>Computes the input standardization a <see cref="Networks.BatchNormCnnNetwork"/> applies.</summary>
 public static class InputStandardization
 {
     /// <summary>

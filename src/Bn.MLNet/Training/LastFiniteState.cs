@@ -40,7 +40,7 @@ internal sealed class LastFiniteState : IDisposable
     private long? _verifiedStep;
     private Tensor? _probe;
 
-    public LastFiniteState(BnCnn network)
+    public LastFiniteState(BatchNormCnnNetwork network)
     {
         _last = new StateSnapshot(network);
         _candidate = new StateSnapshot(network);
@@ -52,7 +52,7 @@ internal sealed class LastFiniteState : IDisposable
     /// every <see cref="VerifyEverySteps"/> steps also checks it on the first rows of <paramref name="batch"/>. Call before
     /// the step's forward pass.
     /// </summary>
-    public void Capture(BnCnn network, long step, Tensor batch)
+    public void Capture(BatchNormCnnNetwork network, long step, Tensor batch)
     {
         _candidate.CopyFrom(network);
         _candidateStep = step;
@@ -80,13 +80,13 @@ internal sealed class LastFiniteState : IDisposable
     }
 
     /// <summary>Whether <paramref name="network"/>'s eval-mode scores of the probe rows are finite.</summary>
-    public bool CurrentScoresFinite(BnCnn network) => _probe is null || ScoresFinite(network, _probe);
+    public bool CurrentScoresFinite(BatchNormCnnNetwork network) => _probe is null || ScoresFinite(network, _probe);
 
     /// <summary>
     /// Writes the last good state back into <paramref name="network"/> (weights and buffers) and returns the optimizer
     /// steps behind it; null when there is none (the network is then unchanged).
     /// </summary>
-    public long? Restore(BnCnn network)
+    public long? Restore(BatchNormCnnNetwork network)
     {
         if (_lastStep is long last && _last.IsFinite())
         {
@@ -115,7 +115,7 @@ internal sealed class LastFiniteState : IDisposable
     }
 
     /// <summary>Eval mode, no_grad: no buffer changes and no dropout draws, so training is not disturbed.</summary>
-    private static bool ScoresFinite(BnCnn network, Tensor rows)
+    private static bool ScoresFinite(BatchNormCnnNetwork network, Tensor rows)
     {
         bool wasTraining = network.training;
         using DisposeScope scope = torch.NewDisposeScope();

@@ -6,7 +6,7 @@ namespace Bn.MLNet.Training;
 
 /// <summary>
 /// A copy of a network's whole state dict: parameters and buffers (BN running mean and variance, batch counters, input
-/// standardization). The copies are allocated once and overwritten in place by <see cref="CopyFrom(BnCnn)"/>, so taking a
+/// standardization). The copies are allocated once and overwritten in place by <see cref="CopyFrom(BatchNormCnnNetwork)"/>, so taking a
 /// snapshot every step allocates nothing.
 /// </summary>
 internal sealed class StateSnapshot : IDisposable
@@ -14,7 +14,7 @@ internal sealed class StateSnapshot : IDisposable
     private readonly List<(string Name, Tensor Copy)> _tensors = new();
 
     /// <summary>Allocates a copy of <paramref name="network"/>'s current state.</summary>
-    public StateSnapshot(BnCnn network)
+    public StateSnapshot(BatchNormCnnNetwork network)
     {
         using var noGrad = torch.no_grad();
         foreach ((string name, Tensor value) in network.state_dict())
@@ -24,7 +24,7 @@ internal sealed class StateSnapshot : IDisposable
     }
 
     /// <summary>Overwrites the copy with <paramref name="network"/>'s current state.</summary>
-    public void CopyFrom(BnCnn network) => Copy(network, fromNetwork: true);
+    public void CopyFrom(BatchNormCnnNetwork network) => Copy(network, fromNetwork: true);
 
     /// <summary>Overwrites the copy with another snapshot of the same network.</summary>
     public void CopyFrom(StateSnapshot other)
@@ -37,7 +37,7 @@ internal sealed class StateSnapshot : IDisposable
     }
 
     /// <summary>Writes the copy back into <paramref name="network"/> (weights and buffers).</summary>
-    public void CopyTo(BnCnn network) => Copy(network, fromNetwork: false);
+    public void CopyTo(BatchNormCnnNetwork network) => Copy(network, fromNetwork: false);
 
     /// <summary>Whether every floating-point tensor of the copy is free of NaN and infinity.</summary>
     public bool IsFinite()
@@ -59,7 +59,7 @@ internal sealed class StateSnapshot : IDisposable
     }
 
     /// <summary>Names of the network's floating-point tensors that hold NaN or infinity (empty when all are finite).</summary>
-    public static List<string> NonFiniteTensors(BnCnn network)
+    public static List<string> NonFiniteTensors(BatchNormCnnNetwork network)
     {
         var names = new List<string>();
         using DisposeScope scope = torch.NewDisposeScope();
@@ -88,7 +88,7 @@ internal sealed class StateSnapshot : IDisposable
         _tensors.Clear();
     }
 
-    private void Copy(BnCnn network, bool fromNetwork)
+    private void Copy(BatchNormCnnNetwork network, bool fromNetwork)
     {
         using var noGrad = torch.no_grad();
         int i = 0;

@@ -31,7 +31,7 @@ internal sealed class StepReporter(
     /// After a step (<paramref name="step"/> steps done): adds it to the log span, writes the step entry when
     /// <paramref name="logged"/>, and validates when it is due.
     /// </summary>
-    public void AfterStep(BnCnn network, int epoch, long step, double lr, float loss, int rows, long correct, bool logged, List<LayerPercentiles>? percentiles)
+    public void AfterStep(BatchNormCnnNetwork network, int epoch, long step, double lr, float loss, int rows, long correct, bool logged, List<LayerPercentiles>? percentiles)
     {
         _span.Add(loss, rows, correct);
         HistoryEntry? entry = null;

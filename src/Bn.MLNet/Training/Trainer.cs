@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace Bn.MLNet.Training;
 
 /// <summary>
-/// The mini-batch training engine for a <see cref="BnCnn"/> (the paper's stochastic gradient procedure, with the usual
+/// The mini-batch training engine for a <see cref="BatchNormCnnNetwork"/> (the paper's stochastic gradient procedure, with the usual
 /// modern optimizers and schedules).
 /// <para>
 /// <b>Data.</b> Batches stream from an <see cref="IBatchSource"/>: one reused buffer per batch becomes one tensor; each
@@ -65,7 +65,7 @@ public sealed class Trainer
     /// <exception cref="InvalidDataException">A training feature value is NaN or infinite (found by the pass before training), or a
     /// <see cref="DataViewBatchSource"/> (training or validation, both read before training) meets one; the message names the row and the value.</exception>
     public TrainingHistory Train(
-        BnCnn network,
+        BatchNormCnnNetwork network,
         IBatchSource train,
         IBatchSource? validation = null,
         IProgress<TrainingProgress>? progress = null,
@@ -121,7 +121,7 @@ public sealed class Trainer
     /// The pass before training: computes and stores the input standardization (or only counts the rows), and checks
     /// that there are at least 2 training rows and, when given, validation rows. Returns the training row count.
     /// </summary>
-    private static long PrepareInput(BnCnn network, IBatchSource train, IBatchSource? validation, TrainerOptions o, CancellationToken cancellationToken)
+    private static long PrepareInput(BatchNormCnnNetwork network, IBatchSource train, IBatchSource? validation, TrainerOptions o, CancellationToken cancellationToken)
     {
         long rows;
         if (o.ComputeInputStandardization)
@@ -148,7 +148,7 @@ public sealed class Trainer
         return rows;
     }
 
-    private static torch.optim.Optimizer CreateOptimizer(BnCnn network, TrainerOptions o)
+    private static torch.optim.Optimizer CreateOptimizer(BatchNormCnnNetwork network, TrainerOptions o)
     {
         double lr = o.LearningRate * o.LearningRateMultiplier;
         return o.Optimizer switch

@@ -13,7 +13,7 @@ namespace Bn.MLNet.Training;
 /// </summary>
 internal sealed class TrainingRun : IDisposable
 {
-    private readonly BnCnn _network;
+    private readonly BatchNormCnnNetwork _network;
     private readonly IBatchSource _train;
     private readonly IBatchSource? _validation;
     private readonly TrainerOptions _o;
@@ -31,7 +31,7 @@ internal sealed class TrainingRun : IDisposable
     private double _lastLr, _lastLoss = double.NaN;
 
     public TrainingRun(
-        BnCnn network, IBatchSource train, IBatchSource? validation, TrainerOptions options, TrainingHistory history, TrainingPlan plan,
+        BatchNormCnnNetwork network, IBatchSource train, IBatchSource? validation, TrainerOptions options, TrainingHistory history, TrainingPlan plan,
         Stopwatch clock, torch.optim.Optimizer optimizer, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
         (_network, _train, _validation, _o, _history, _plan) = (network, train, validation, options, history, plan);

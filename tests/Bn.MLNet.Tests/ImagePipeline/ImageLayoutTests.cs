@@ -70,7 +70,7 @@ public class ImageLayoutTests(ImageFolderFixture images) : IClassFixture<ImageFo
         Assert.Equal([3, H, W], type.Dimensions.ToArray()); // ExtractPixels declares planar output as C×H×W
         float[] v = view.GetColumn<float[]>(FeaturesColumn).First();
 
-        // The network reshapes each row with view(N, C, H, W) (BnCnn): plane 0 is red, 1 green, 2 blue.
+        // The network reshapes each row with view(N, C, H, W) (BatchNormCnnNetwork): plane 0 is red, 1 green, 2 blue.
         using var t = torch.tensor(v).view(1, 3, H, W);
         for (int y = 0; y < H; y++)
         {

@@ -51,7 +51,7 @@ public class BatchNormCnnFromNetworkTests
     public void WrongClassNamesAndPopulationStatisticsAreRefusedWithReasons()
     {
         var ml = new MLContext();
-        using var network = new BnCnn(NetworkArchitecture.Default());
+        using var network = new BatchNormCnnNetwork(NetworkArchitecture.Default());
         var ex = Assert.Throws<ArgumentException>(() => BatchNormCnnTransformer.FromNetwork(ml, network, ["a", "b"]));
         Assert.Contains("2 class names were given for a network with 10 classes", ex.Message);
         var names = FashionMnist.ClassNames.ToArray();
@@ -60,11 +60,11 @@ public class BatchNormCnnFromNetworkTests
         Assert.Contains("PopulationStatistics.Recompute", ex.Message);
     }
 
-    private static BnCnn CopyOf(BnCnn network)
+    private static BatchNormCnnNetwork CopyOf(BatchNormCnnNetwork network)
     {
         using var stream = new MemoryStream();
         network.Save(stream);
         stream.Position = 0;
-        return BnCnn.Load(stream);
+        return BatchNormCnnNetwork.Load(stream);
     }
 }

@@ -20,8 +20,8 @@ public class BatchRenormPipelineTests
         arch.BatchRenormRMax = 2.5;
         arch.BatchRenormDMax = 4;
         arch.BatchRenormWarmupSteps = 123;
-        using var renorm = new BnCnn(arch);
-        using var bn = new BnCnn(NetworkArchitecture.Default());
+        using var renorm = new BatchNormCnnNetwork(arch);
+        using var bn = new BatchNormCnnNetwork(NetworkArchitecture.Default());
         Assert.Equal(bn.state_dict().Keys, renorm.state_dict().Keys);
         var layers = renorm.modules().OfType<BatchNormBase>().ToList();
         Assert.Equal(5, layers.Count);

@@ -162,7 +162,7 @@ public class LibTorchSharpLoaderTests
             using TorchSharp;
 
             // No explicit call: touching a Bn.MLNet type runs its module initializer before TorchSharp loads.
-            using var network = new BnCnn(NetworkArchitecture.Default());
+            using var network = new BatchNormCnnNetwork(NetworkArchitecture.Default());
             using var x = torch.ones(2, 1, 28, 28);
             network.eval();
             using var y = network.forward(x);

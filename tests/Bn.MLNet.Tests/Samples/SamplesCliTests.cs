@@ -78,7 +78,7 @@ public class SamplesCliTests
     }
 
     [Theory]
-    [InlineData("not a zip", "its first bytes are neither a zip signature nor BnCnn's header")]
+    [InlineData("not a zip", "its first bytes are neither a zip signature nor the network file header")]
     [InlineData("", "the file is empty")]
     public void AModelFileOfNeitherKindIsRefusedNamingTheFileAndBothFormats(string content, string why)
     {
@@ -87,7 +87,7 @@ public class SamplesCliTests
         try
         {
             var ex = Assert.Throws<InvalidDataException>(() => ModelCommands.Load(new MLContext(), path));
-            Assert.Equal($"'{path}' is neither an ML.NET model zip (what `train --model` and the main job write) nor a network saved with BnCnn.Save ({why}).", ex.Message);
+            Assert.Equal($"'{path}' is neither an ML.NET model zip (what `train --model` and the main job write) nor a network saved with BatchNormCnnNetwork.Save ({why}).", ex.Message);
             Assert.Equal(2, ModelCommands.Evaluate(path, null, 10));
             Assert.Equal(2, ModelCommands.Predict(path, new[] { path }));
         }
@@ -233,7 +233,7 @@ public class SamplesCommandTests
     }
 
     [Fact]
-    public void EvaluateAndPredictAlsoReadANetworkSavedWithBnCnnSave()
+    public void EvaluateAndPredictAlsoReadANetworkSavedWithNetworkSave()
     {
         string dir = Directory.CreateTempSubdirectory("bnmlnet-raw-model-").FullName;
         try
@@ -242,7 +242,7 @@ public class SamplesCommandTests
             var architecture = NetworkArchitecture.Default();
             architecture.ConvStages = [new ConvStage(4, 1, true)];
             architecture.HiddenLayers = [16];
-            using var network = new BnCnn(architecture);
+            using var network = new BatchNormCnnNetwork(architecture);
             network.eval();
             string raw = Path.Combine(dir, "network.bin");
             network.Save(raw);

@@ -28,10 +28,10 @@ public class TrainerTests
         LogEverySteps = 5,
     };
 
-    private static BnCnn Build(NetworkArchitecture a, int seed = 1)
+    private static BatchNormCnnNetwork Build(NetworkArchitecture a, int seed = 1)
     {
         torch.manual_seed(seed);
-        return new BnCnn(a);
+        return new BatchNormCnnNetwork(a);
     }
 
     [Fact]
@@ -43,7 +43,7 @@ public class TrainerTests
         var train = new DataViewBatchSource(trainView, "Features", "Label", 784, seed: 3);
         var test = new DataViewBatchSource(testView, "Features", "Label", 784, seed: 3);
         var a = new NetworkArchitecture { ConvStages = new List<ConvStage> { new(8, 1, true), new(16, 1, true) }, HiddenLayers = new[] { 64 } };
-        using BnCnn net = Build(a);
+        using BatchNormCnnNetwork net = Build(a);
         EvaluationResult before = Evaluation.Evaluate(net, test);
         var options = Fast();
         options.Threads = null;
@@ -66,7 +66,7 @@ public class TrainerTests
     {
         float[][] Run(int trainerSeed)
         {
-            using BnCnn net = Build(SmallCnn(), seed: 5);
+            using BatchNormCnnNetwork net = Build(SmallCnn(), seed: 5);
             var a = net.Architecture;
             var options = Fast();
             options.Seed = trainerSeed;
@@ -91,7 +91,7 @@ public class TrainerTests
     [Fact]
     public void EarlyStoppingRestoresTheBestEpoch()
     {
-        using BnCnn net = Build(SmallCnn());
+        using BatchNormCnnNetwork net = Build(SmallCnn());
         var train = SyntheticData.Images(320, seed: 1);
         // Validation labels are noise: accuracy wanders, so the best epoch is soon followed by `patience` worse ones.
         var validation = SyntheticData.Images(200, seed: 2, shuffleLabels: true);
@@ -116,7 +116,7 @@ public class TrainerTests
     [Fact]
     public void FinalBatchOfOneNeverReachesBatchNorm()
     {
-        using BnCnn net = Build(NetworkArchitecture.PaperMnistMlp() is var a ? Shrink(a) : null!);
+        using BatchNormCnnNetwork net = Build(NetworkArchitecture.PaperMnistMlp() is var a ? Shrink(a) : null!);
         var sizes = new List<long>();
         var hooks = net.modules().OfType<Bn.MLNet.Normalization.BatchNormBase>()
             .Select(bn => bn.register_forward_pre_hook((m, x) =>
@@ -152,7 +152,7 @@ public class TrainerTests
     [Fact]
     public void CancellationThrowsOperationCanceled()
     {
-        using BnCnn net = Build(SmallCnn());
+        using BatchNormCnnNetwork net = Build(SmallCnn());
         using var cts = new CancellationTokenSource();
         var reports = new List<TrainingProgress>();
         var progress = new SyncProgress(p =>
@@ -174,7 +174,7 @@ public class TrainerTests
     [Fact]
     public void HugeLearningRateIsRecordedAsDivergence()
     {
-        using BnCnn net = Build(SmallCnn(NormalizationKind.None));
+        using BatchNormCnnNetwork net = Build(SmallCnn(NormalizationKind.None));
         var options = Fast();
         options.Schedule = LearningRateScheduleKind.Constant;
         options.LearningRate = 1e8;
@@ -193,7 +193,7 @@ public class TrainerTests
     [Fact]
     public void DivergenceRestoresTheLastFiniteWeightsAndRunningStatistics()
     {
-        using BnCnn net = Build(SmallCnn());
+        using BatchNormCnnNetwork net = Build(SmallCnn());
         var options = Fast();
         options.Schedule = LearningRateScheduleKind.Constant;
         options.LearningRate = 1e6;
@@ -227,7 +227,7 @@ public class TrainerTests
     [Fact]
     public void AFinalUpdateThatOverflowsIsRecordedAndUndone()
     {
-        using BnCnn net = Build(SmallCnn());
+        using BatchNormCnnNetwork net = Build(SmallCnn());
         var options = Fast();
         options.Schedule = LearningRateScheduleKind.Constant;
         options.LearningRate = 1e30;
@@ -255,7 +255,7 @@ public class TrainerTests
         torch.set_num_threads(host);
         try
         {
-            using BnCnn net = Build(SmallCnn());
+            using BatchNormCnnNetwork net = Build(SmallCnn());
             var options = Fast();
             options.Epochs = 1;
             new Trainer(options).Train(net, SyntheticData.Images(64, seed: 1));
@@ -274,7 +274,7 @@ public class TrainerTests
     [Fact]
     public void NonFiniteRowsAndEmptyValidationAreNamed()
     {
-        using BnCnn net = Build(SmallCnn());
+        using BatchNormCnnNetwork net = Build(SmallCnn());
         var features = new float[10 * 144];
         features[(4 * 144) + 9] = float.PositiveInfinity;
         var source = new ArrayBatchSource(features, new int[10], 144);
@@ -289,7 +289,7 @@ public class TrainerTests
     [Fact]
     public void NormalLearningRateDoesNotDiverge()
     {
-        using BnCnn net = Build(SmallCnn(NormalizationKind.None));
+        using BatchNormCnnNetwork net = Build(SmallCnn(NormalizationKind.None));
         TrainingHistory h = new Trainer(Fast()).Train(net, SyntheticData.Images(320, seed: 1));
         Assert.False(h.Diverged);
         Assert.Equal(h.PlannedSteps, h.TotalSteps);
@@ -298,7 +298,7 @@ public class TrainerTests
     [Fact]
     public void MaxStepsTakesPrecedenceAndHistoryRecordsEveryKSteps()
     {
-        using BnCnn net = Build(SmallCnn());
+        using BatchNormCnnNetwork net = Build(SmallCnn());
         var options = Fast();
         options.MaxSteps = 23;
         options.Optimizer = OptimizerKind.AdamW;
@@ -328,7 +328,7 @@ public class TrainerTests
     [Fact]
     public void TimeBudgetStopsTrainingWithAnAnnealedSchedule()
     {
-        using BnCnn net = Build(SmallCnn());
+        using BatchNormCnnNetwork net = Build(SmallCnn());
         var options = Fast();
         options.Epochs = 10_000;
         options.LogEverySteps = 1;
@@ -350,7 +350,7 @@ public class TrainerTests
     [InlineData(OptimizerKind.AdamW, LearningRateScheduleKind.OneCycle)]
     public void EachOptimizerAndScheduleLearns(OptimizerKind optimizer, LearningRateScheduleKind schedule)
     {
-        using BnCnn net = Build(SmallCnn());
+        using BatchNormCnnNetwork net = Build(SmallCnn());
         var options = Fast();
         options.Optimizer = optimizer;
         options.Schedule = schedule;
@@ -396,7 +396,7 @@ public class TrainerTests
     [Fact]
     public void MismatchedRowLengthIsRefused()
     {
-        using BnCnn net = Build(SmallCnn());
+        using BatchNormCnnNetwork net = Build(SmallCnn());
         var source = new ArrayBatchSource(new float[10 * 50], new int[10], 50);
         var ex = Assert.Throws<ArgumentException>(() => new Trainer(Fast()).Train(net, source));
         Assert.Contains("144", ex.Message);
@@ -405,7 +405,7 @@ public class TrainerTests
     [Fact]
     public void EvaluationUsesEvalModeAndRestoresTheMode()
     {
-        using BnCnn net = Build(SmallCnn());
+        using BatchNormCnnNetwork net = Build(SmallCnn());
         net.train();
         var data = SyntheticData.Images(50, seed: 1);
         EvaluationResult r1 = Evaluation.Evaluate(net, data, batchSize: 7);

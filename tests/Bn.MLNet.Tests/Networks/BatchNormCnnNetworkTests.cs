@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Bn.MLNet.Tests.Networks;
 
 [Collection(TorchGlobalStateCollection.Name)]
-public class BnCnnTests
+public class BatchNormCnnNetworkTests
 {
     private static NetworkArchitecture Small(NormalizationKind norm = NormalizationKind.Batch, ActivationKind act = ActivationKind.ReLU) => new()
     {
@@ -39,7 +39,7 @@ public class BnCnnTests
     public void EachNormalizationAndActivationBuildsAndRuns(NormalizationKind norm, ActivationKind act)
     {
         torch.manual_seed(3);
-        using var net = new BnCnn(Small(norm, act));
+        using var net = new BatchNormCnnNetwork(Small(norm, act));
         using var x = torch.rand(6, 144) * 255;
         net.train();
         using (var y = net.call(x))
@@ -74,7 +74,7 @@ public class BnCnnTests
     [Fact]
     public void StateDictKeysLookLikePyTorch()
     {
-        using var net = new BnCnn(NetworkArchitecture.Default());
+        using var net = new BatchNormCnnNetwork(NetworkArchitecture.Default());
         string[] keys = net.state_dict().Keys.ToArray();
         // TorchSharp lists parameters before buffers; the names are PyTorch's (features.N / classifier.N / logits).
         string[] expected =
@@ -95,10 +95,10 @@ public class BnCnnTests
 
         var a = NetworkArchitecture.Default();
         a.Normalization = NormalizationKind.None;
-        using var plain = new BnCnn(a);
+        using var plain = new BatchNormCnnNetwork(a);
         Assert.Contains("features.0.bias", plain.state_dict().Keys);
 
-        using var native = new BnCnn(new NetworkArchitecture { ConvStages = NetworkArchitecture.Default().ConvStages, HiddenLayers = new[] { 256 }, Dropout = 0.25, Normalization = NormalizationKind.BatchNative });
+        using var native = new BatchNormCnnNetwork(new NetworkArchitecture { ConvStages = NetworkArchitecture.Default().ConvStages, HiddenLayers = new[] { 256 }, Dropout = 0.25, Normalization = NormalizationKind.BatchNative });
         Assert.Equal(keys, native.state_dict().Keys.ToArray());
     }
 
@@ -106,11 +106,11 @@ public class BnCnnTests
     public void SameSeedGivesSameInitialization()
     {
         torch.manual_seed(11);
-        using var a = new BnCnn(Small());
+        using var a = new BatchNormCnnNetwork(Small());
         torch.manual_seed(11);
-        using var b = new BnCnn(Small());
+        using var b = new BatchNormCnnNetwork(Small());
         torch.manual_seed(12);
-        using var c = new BnCnn(Small());
+        using var c = new BatchNormCnnNetwork(Small());
         Assert.True(a.parameters().Zip(b.parameters()).All(p => p.First.equal(p.Second).all().item<bool>()));
         Assert.False(a.parameters().Zip(c.parameters()).All(p => p.First.equal(p.Second).all().item<bool>()));
     }
@@ -119,7 +119,7 @@ public class BnCnnTests
     public void ForwardAcceptsFlatAndImageInputAndStandardizes()
     {
         torch.manual_seed(5);
-        using var net = new BnCnn(Small());
+        using var net = new BatchNormCnnNetwork(Small());
         net.eval();
         using var flat = torch.rand(3, 144) * 255;
         using var image = flat.view(3, 1, 12, 12);
@@ -146,7 +146,7 @@ public class BnCnnTests
     public void EmbedReturnsLastHiddenActivations()
     {
         torch.manual_seed(5);
-        using var net = new BnCnn(Small());
+        using var net = new BatchNormCnnNetwork(Small());
         net.eval();
         using var noGrad = torch.no_grad();
         using var x = torch.rand(4, 144) * 255;
@@ -157,7 +157,7 @@ public class BnCnnTests
 
         var a = Small();
         a.HiddenLayers = Array.Empty<int>();
-        using var noHidden = new BnCnn(a);
+        using var noHidden = new BatchNormCnnNetwork(a);
         Assert.Equal(16 * 3 * 3, noHidden.EmbeddingSize);
     }
 
@@ -165,7 +165,7 @@ public class BnCnnTests
     public void ForwardRecordingGivesOrderedPercentilesPerProbedLayer()
     {
         torch.manual_seed(5);
-        using var net = new BnCnn(NetworkArchitecture.PaperMnistMlp());
+        using var net = new BatchNormCnnNetwork(NetworkArchitecture.PaperMnistMlp());
         using var x = torch.rand(64, 784) * 255;
         var record = new List<LayerPercentiles>();
         using var y = net.ForwardRecording(x, record, maxSample: 500);
@@ -185,7 +185,7 @@ public class BnCnnTests
     public void FoldingGivesEqualEvalOutputs(NormalizationKind kind)
     {
         torch.manual_seed(9);
-        using var net = new BnCnn(Small(kind));
+        using var net = new BatchNormCnnNetwork(Small(kind));
         net.SetInputStandardization(new[] { 90f }, new[] { 70f });
         net.train();
         using (torch.no_grad())
@@ -223,7 +223,7 @@ public class BnCnnTests
     [Fact]
     public void FoldingGroupNormIsRefused()
     {
-        using var net = new BnCnn(Small(NormalizationKind.Group));
+        using var net = new BatchNormCnnNetwork(Small(NormalizationKind.Group));
         Assert.Throws<NotSupportedException>(() => net.FoldBatchNorm());
     }
 
@@ -231,7 +231,7 @@ public class BnCnnTests
     public void SaveAndLoadGiveTheSameNetwork()
     {
         torch.manual_seed(9);
-        using var net = new BnCnn(Small());
+        using var net = new BatchNormCnnNetwork(Small());
         net.SetInputStandardization(new[] { 90f }, new[] { 70f });
         net.train();
         using (torch.no_grad())
@@ -243,7 +243,7 @@ public class BnCnnTests
         using var stream = new MemoryStream();
         net.Save(stream);
         stream.Position = 0;
-        using var back = BnCnn.Load(stream);
+        using var back = BatchNormCnnNetwork.Load(stream);
         Assert.Equal(net.Architecture.ToJson(), back.Architecture.ToJson());
         Assert.Equal(new[] { 90f }, back.InputMean);
         using var noGrad = torch.no_grad();
@@ -251,6 +251,6 @@ public class BnCnnTests
         using var a = net.call(x);
         using var b = back.call(x);
         Assert.True(a.equal(b).all().item<bool>());
-        Assert.Throws<InvalidDataException>(() => BnCnn.Load(new MemoryStream(new byte[] { 3, 65, 66, 67 })));
+        Assert.Throws<InvalidDataException>(() => BatchNormCnnNetwork.Load(new MemoryStream(new byte[] { 3, 65, 66, 67 })));
     }
 }

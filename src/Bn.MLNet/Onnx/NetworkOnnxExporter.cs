@@ -9,19 +9,19 @@ using static Bn.MLNet.Onnx.OnnxAttribute;
 namespace Bn.MLNet.Onnx;
 
 /// <summary>
-/// Translates an eval-mode <see cref="BnCnn"/> into an ONNX graph (opset <see cref="OnnxGraph.OpsetVersion"/>), layer by
+/// Translates an eval-mode <see cref="BatchNormCnnNetwork"/> into an ONNX graph (opset <see cref="OnnxGraph.OpsetVersion"/>), layer by
 /// layer, dispatching on each module's type: Conv2d → Conv; batch normalization (any module with running_mean and
 /// running_var buffers, ours or TorchSharp's) → BatchNormalization with the running statistics; group normalization
 /// and layer normalization → Reshape/ReduceMean/Sub/Mul/Add/Sqrt/Div; ReLU/Sigmoid/Tanh → Relu/Sigmoid/Tanh;
 /// MaxPool2d → MaxPool; Dropout → nothing (identity in eval mode); Linear → Gemm.
 /// </summary>
-internal static class BnCnnOnnxExporter
+internal static class NetworkOnnxExporter
 {
     private const string Batch = "N";
 
     /// <summary>The serialized ONNX model of <paramref name="network"/>.</summary>
     /// <exception cref="NotSupportedException">A layer has no ONNX translation (named in the message).</exception>
-    public static byte[] Export(BnCnn network, OnnxExportSettings settings)
+    public static byte[] Export(BatchNormCnnNetwork network, OnnxExportSettings settings)
     {
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(settings);
@@ -57,8 +57,8 @@ internal static class BnCnnOnnxExporter
             graph.Metadata(key, value);
         }
 
-        string version = typeof(BnCnnOnnxExporter).Assembly.GetName().Version?.ToString() ?? "0";
-        return graph.ToModel("BnCnn", version, $"Bn.MLNet BnCnn: {a.ToJson()}");
+        string version = typeof(NetworkOnnxExporter).Assembly.GetName().Version?.ToString() ?? "0";
+        return graph.ToModel("BatchNormCnnNetwork", version, $"Bn.MLNet BatchNormCnnNetwork: {a.ToJson()}");
     }
 
     private static string ExportList(OnnxGraph graph, Module list, string prefix, string x, int rank, NetworkArchitecture a)
@@ -90,7 +90,7 @@ internal static class BnCnnOnnxExporter
             case Tanh:
                 return graph.Node("Tanh", new[] { x }, path);
             case MaxPool2d:
-                // BnCnn pools with MaxPool2d(2, 2): 2×2 windows, stride 2, no padding, floor rounding.
+                // BatchNormCnnNetwork pools with MaxPool2d(2, 2): 2×2 windows, stride 2, no padding, floor rounding.
                 return graph.Node("MaxPool", new[] { x }, path, Ints("kernel_shape", 2, 2), Ints("strides", 2, 2));
             case Dropout:
                 return x;
@@ -117,7 +117,7 @@ internal static class BnCnnOnnxExporter
         long k = weight.shape[2];
         if (weight.shape[3] != k || k % 2 == 0)
         {
-            throw new NotSupportedException($"ONNX export: convolution '{path}' has a {weight.shape[2]}×{weight.shape[3]} kernel; BnCnn's same-size convolutions have odd square kernels.");
+            throw new NotSupportedException($"ONNX export: convolution '{path}' has a {weight.shape[2]}×{weight.shape[3]} kernel; BatchNormCnnNetwork's same-size convolutions have odd square kernels.");
         }
 
         var inputs = new List<string> { x, Weights(graph, $"{path}.weight", weight) };
@@ -126,7 +126,7 @@ internal static class BnCnnOnnxExporter
             inputs.Add(Weights(graph, $"{path}.bias", bias));
         }
 
-        // BnCnn's convolutions: stride 1, padding k/2 on every side (same size output).
+        // BatchNormCnnNetwork's convolutions: stride 1, padding k/2 on every side (same size output).
         long p = k / 2;
         return graph.Node("Conv", inputs.ToArray(), path, Ints("kernel_shape", k, k), Ints("pads", p, p, p, p), Ints("strides", 1, 1));
     }

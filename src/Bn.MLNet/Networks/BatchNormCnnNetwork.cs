@@ -22,7 +22,7 @@ namespace Bn.MLNet.Networks;
 /// <c>torch.no_grad()</c>.
 /// </para>
 /// </summary>
-public sealed class BnCnn : Module<Tensor, Tensor>
+public sealed class BatchNormCnnNetwork : Module<Tensor, Tensor>
 {
     [ComponentName(Name = "input_mean")]
     private readonly Tensor _inputMean;
@@ -44,12 +44,13 @@ public sealed class BnCnn : Module<Tensor, Tensor>
     private readonly int _lastHiddenActivation;
     private readonly List<ProbedLayer> _probed = new();
     private readonly NetworkArchitecture _architecture;
+    // The header keeps the name the type had when the format was defined, so files saved before still load.
     private const string FileMagic = "Bn.MLNet.BnCnn/1";
 
     /// <summary>Builds the network described by <paramref name="architecture"/> (which is validated and copied).</summary>
     /// <exception cref="ArgumentException">The architecture is invalid.</exception>
-    public BnCnn(NetworkArchitecture architecture)
-        : base(nameof(BnCnn))
+    public BatchNormCnnNetwork(NetworkArchitecture architecture)
+        : base(nameof(BatchNormCnnNetwork))
     {
         ArgumentNullException.ThrowIfNull(architecture);
         architecture.Validate();
@@ -59,59 +60,8 @@ public sealed class BnCnn : Module<Tensor, Tensor>
         _inputMean = torch.zeros(a.InputChannels);
         _inputStd = torch.ones(a.InputChannels);
 
-        var features = new List<Module<Tensor, Tensor>>();
-        var featureRoles = new List<LayerRole>();
-        int channels = a.InputChannels, h = a.InputHeight, w = a.InputWidth;
-        foreach (ConvStage stage in a.ConvStages)
-        {
-            for (int r = 0; r < stage.Repeats; r++)
-            {
-                bool bias = !IsBatchNorm(a.Normalization);
-                Add(features, featureRoles, Conv2d(channels, stage.Channels, 3, padding: 1, bias: bias), LayerRole.Conv);
-                channels = stage.Channels;
-                Module<Tensor, Tensor>? norm = NormalizationLayers.For2d(a, channels);
-                if (norm is not null)
-                {
-                    Add(features, featureRoles, norm, LayerRole.Norm);
-                    _probed.Add(new ProbedLayer($"features.{features.Count - 1}", ProbedLayerKind.Normalization, norm.GetType().Name));
-                }
-
-                Add(features, featureRoles, CreateActivation(a.Activation), LayerRole.Activation);
-                _probed.Add(new ProbedLayer($"features.{features.Count - 1}", ProbedLayerKind.Activation, a.Activation.ToString()));
-            }
-
-            if (stage.MaxPool)
-            {
-                Add(features, featureRoles, MaxPool2d(2, 2), LayerRole.Pool);
-                h /= 2;
-                w /= 2;
-            }
-        }
-
-        int width = channels * h * w;
-        var classifier = new List<Module<Tensor, Tensor>>();
-        var classifierRoles = new List<LayerRole>();
-        int lastActivation = -1;
-        foreach (int hidden in a.HiddenLayers)
-        {
-            Add(classifier, classifierRoles, Linear(width, hidden, hasBias: !IsBatchNorm(a.Normalization)), LayerRole.Linear);
-            width = hidden;
-            Module<Tensor, Tensor>? norm = NormalizationLayers.For1d(a, hidden);
-            if (norm is not null)
-            {
-                Add(classifier, classifierRoles, norm, LayerRole.Norm);
-                _probed.Add(new ProbedLayer($"classifier.{classifier.Count - 1}", ProbedLayerKind.Normalization, norm.GetType().Name));
-            }
-
-            Add(classifier, classifierRoles, CreateActivation(a.Activation), LayerRole.Activation);
-            lastActivation = classifier.Count - 1;
-            _probed.Add(new ProbedLayer($"classifier.{classifier.Count - 1}", ProbedLayerKind.Activation, a.Activation.ToString()));
-            if (a.Dropout > 0)
-            {
-                Add(classifier, classifierRoles, nn.Dropout(a.Dropout), LayerRole.Dropout);
-            }
-        }
-
+        var (features, featureRoles, width) = BuildFeatures(a);
+        var (classifier, classifierRoles, lastActivation) = BuildClassifier(a, ref width);
         EmbeddingSize = width;
         _logits = Linear(width, a.ClassCount);
         _features = ModuleList(features.ToArray());
@@ -121,6 +71,65 @@ public sealed class BnCnn : Module<Tensor, Tensor>
         _lastHiddenActivation = lastActivation;
 
         RegisterComponents();
+    }
+
+    /// <summary>The convolution stages (conv → normalization → activation, optional pooling); returns the flattened width.</summary>
+    private (List<Module<Tensor, Tensor>> Layers, List<LayerRole> Roles, int Width) BuildFeatures(NetworkArchitecture a)
+    {
+        var layers = new List<Module<Tensor, Tensor>>();
+        var roles = new List<LayerRole>();
+        int channels = a.InputChannels, h = a.InputHeight, w = a.InputWidth;
+        foreach (ConvStage stage in a.ConvStages)
+        {
+            for (int r = 0; r < stage.Repeats; r++)
+            {
+                Add(layers, roles, Conv2d(channels, stage.Channels, 3, padding: 1, bias: !IsBatchNorm(a.Normalization)), LayerRole.Conv);
+                channels = stage.Channels;
+                AddNormalizationAndActivation(layers, roles, "features", NormalizationLayers.For2d(a, channels), a.Activation);
+            }
+
+            if (stage.MaxPool)
+            {
+                Add(layers, roles, MaxPool2d(2, 2), LayerRole.Pool);
+                h /= 2;
+                w /= 2;
+            }
+        }
+
+        return (layers, roles, channels * h * w);
+    }
+
+    /// <summary>The hidden fully-connected layers (linear → normalization → activation, optional dropout).</summary>
+    private (List<Module<Tensor, Tensor>> Layers, List<LayerRole> Roles, int LastActivation) BuildClassifier(NetworkArchitecture a, ref int width)
+    {
+        var layers = new List<Module<Tensor, Tensor>>();
+        var roles = new List<LayerRole>();
+        int lastActivation = -1;
+        foreach (int hidden in a.HiddenLayers)
+        {
+            Add(layers, roles, Linear(width, hidden, hasBias: !IsBatchNorm(a.Normalization)), LayerRole.Linear);
+            width = hidden;
+            AddNormalizationAndActivation(layers, roles, "classifier", NormalizationLayers.For1d(a, hidden), a.Activation);
+            lastActivation = layers.Count - 1;
+            if (a.Dropout > 0)
+                Add(layers, roles, nn.Dropout(a.Dropout), LayerRole.Dropout);
+        }
+
+        return (layers, roles, lastActivation);
+    }
+
+    /// <summary>Appends the normalization (if any) and the activation, and records both as probed layers.</summary>
+    private void AddNormalizationAndActivation(
+        List<Module<Tensor, Tensor>> layers, List<LayerRole> roles, string prefix, Module<Tensor, Tensor>? norm, ActivationKind activation)
+    {
+        if (norm is not null)
+        {
+            Add(layers, roles, norm, LayerRole.Norm);
+            _probed.Add(new ProbedLayer($"{prefix}.{layers.Count - 1}", ProbedLayerKind.Normalization, norm.GetType().Name));
+        }
+
+        Add(layers, roles, CreateActivation(activation), LayerRole.Activation);
+        _probed.Add(new ProbedLayer($"{prefix}.{layers.Count - 1}", ProbedLayerKind.Activation, activation.ToString()));
     }
 
     private enum LayerRole
@@ -216,7 +225,7 @@ public sealed class BnCnn : Module<Tensor, Tensor>
     /// The result has <see cref="NetworkArchitecture.Normalization"/> = <see cref="NormalizationKind.None"/> and is in eval mode.
     /// </summary>
     /// <exception cref="NotSupportedException">The network uses group or layer normalization, whose statistics depend on each input.</exception>
-    public BnCnn FoldBatchNorm()
+    public BatchNormCnnNetwork FoldBatchNorm()
     {
         NormalizationKind kind = _architecture.Normalization;
         if (kind is NormalizationKind.Group or NormalizationKind.Layer)
@@ -226,7 +235,7 @@ public sealed class BnCnn : Module<Tensor, Tensor>
 
         NetworkArchitecture foldedArchitecture = _architecture.Clone();
         foldedArchitecture.Normalization = NormalizationKind.None;
-        var folded = new BnCnn(foldedArchitecture);
+        var folded = new BatchNormCnnNetwork(foldedArchitecture);
 
         using (torch.no_grad())
         {
@@ -264,8 +273,8 @@ public sealed class BnCnn : Module<Tensor, Tensor>
     }
 
     /// <summary>Reads a network written by <see cref="Save(Stream)"/>; it is returned in eval mode.</summary>
-    /// <exception cref="InvalidDataException">The stream does not hold a saved <see cref="BnCnn"/>.</exception>
-    public static BnCnn Load(Stream stream)
+    /// <exception cref="InvalidDataException">The stream does not hold a saved <see cref="BatchNormCnnNetwork"/>.</exception>
+    public static BatchNormCnnNetwork Load(Stream stream)
     {
         ArgumentNullException.ThrowIfNull(stream);
         using var reader = new BinaryReader(stream, System.Text.Encoding.UTF8, leaveOpen: true);
@@ -276,22 +285,22 @@ public sealed class BnCnn : Module<Tensor, Tensor>
         }
         catch (EndOfStreamException ex)
         {
-            throw new InvalidDataException("Not a saved BnCnn: the stream is empty or truncated.", ex);
+            throw new InvalidDataException("Not a saved BatchNormCnnNetwork: the stream is empty or truncated.", ex);
         }
 
         if (magic != FileMagic)
         {
-            throw new InvalidDataException($"Not a saved BnCnn (header '{magic}', expected '{FileMagic}').");
+            throw new InvalidDataException($"Not a saved BatchNormCnnNetwork (header '{magic}', expected '{FileMagic}').");
         }
 
-        var network = new BnCnn(NetworkArchitecture.FromJson(reader.ReadString()));
+        var network = new BatchNormCnnNetwork(NetworkArchitecture.FromJson(reader.ReadString()));
         network.load(reader, strict: true);
         network.eval();
         return network;
     }
 
     /// <summary>Reads a network from a file written by <see cref="Save(string)"/>.</summary>
-    public static BnCnn Load(string path)
+    public static BatchNormCnnNetwork Load(string path)
     {
         using FileStream file = File.OpenRead(path);
         return Load(file);
