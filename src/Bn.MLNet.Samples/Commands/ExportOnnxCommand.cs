@@ -36,16 +36,8 @@ internal static class ExportOnnxCommand
     public static int Export(string modelPath, string onnxPath)
     {
         var ml = new MLContext();
-        ITransformer loaded;
-        try
-        {
-            loaded = ModelCommands.Load(ml, modelPath);
-        }
-        catch (Exception ex) when (ex is IOException or InvalidDataException or FormatException or InvalidOperationException or ArgumentException or UnauthorizedAccessException)
-        {
-            AnsiConsole.MarkupLine($"[red]Cannot load model {Markup.Escape(modelPath)}:[/] {Markup.Escape(ex.Message)}");
+        if (!ModelCommands.TryLoad(ml, modelPath, out ITransformer loaded))
             return 2;
-        }
 
         try
         {

@@ -214,7 +214,8 @@ internal static class ModelCommands
         }
     }
 
-    private static bool TryLoad(MLContext ml, string path, out ITransformer model)
+    /// <summary>Loads a model file (see <see cref="Load"/>), or prints why it cannot and returns false.</summary>
+    internal static bool TryLoad(MLContext ml, string path, out ITransformer model)
     {
         try
         {

@@ -288,6 +288,8 @@ public sealed class BatchNormCnnOptions
         BatchRenormSchedule.Validate(BatchRenormRMax, BatchRenormDMax, BatchRenormWarmupSteps,
             nameof(BatchRenormRMax), nameof(BatchRenormDMax), nameof(BatchRenormWarmupSteps), "BatchNormCnnOptions.");
         Require(EarlyStoppingPatience is null || ValidationData is not null, nameof(EarlyStoppingPatience), "needs ValidationData");
+        Require(RandomCropPadding == 0 || RandomCropPadding < Math.Min(ImageHeight, ImageWidth), nameof(RandomCropPadding),
+            $"must be smaller than the image ({ImageHeight}×{ImageWidth}); set 0 when the features are not an image (was {RandomCropPadding})");
         ToArchitecture(2);
         ToTrainerOptions(0);
     }

@@ -8,7 +8,8 @@ namespace Bn.MLNet.Native;
 /// that TorchSharp will open (the copy in the application's folder) loadable on a libstdc++ without
 /// <c>GLIBCXX_3.4.32</c> (Debian 12, Ubuntu 22.04), exactly as the build step does: when that version need is bound
 /// only to the unused marker symbol <c>_ZSt21ios_base_library_initv</c>, it is marked weak in a new copy that is
-/// renamed over the old one. Runs once per process, on its own, as soon as any Bn.MLNet code runs; call
+/// renamed over the old one. Runs once per process, on its own, as soon as any Bn.MLNet code runs (a failure there is
+/// raised again when the first network or BatchNorm layer is built); call
 /// <see cref="EnsureLoadable"/> yourself only if your application calls TorchSharp before touching any Bn.MLNet type.
 /// </summary>
 /// <remarks>
@@ -28,7 +29,26 @@ public static class LibTorchSharpLoader
 #pragma warning disable CA2255 // The module initializer is the point: the fix must run before any TorchSharp call.
     [ModuleInitializer]
 #pragma warning restore CA2255
-    internal static void OnModuleLoad() => EnsureLoadable();
+    internal static void OnModuleLoad()
+    {
+        // A module initializer that throws would make every Bn.MLNet type unusable for the rest of the process, and
+        // hide the message behind a TypeInitializationException. The failure is not lost: EnsureLoadable runs again
+        // (and throws its message) when the first network or BatchNorm layer is built, before it touches TorchSharp.
+        try
+        {
+            EnsureLoadable();
+        }
+        catch (InvalidOperationException)
+        {
+        }
+    }
+
+    /// <summary>Runs <see cref="EnsureLoadable"/> and returns <paramref name="moduleName"/>, for module constructors' base calls.</summary>
+    internal static string BeforeTorch(string moduleName)
+    {
+        EnsureLoadable();
+        return moduleName;
+    }
 
     /// <summary>
     /// Makes TorchSharp's native library loadable on this machine if only the GLIBCXX_3.4.32 marker stands in the way

@@ -50,7 +50,7 @@ public sealed class BatchNormCnnNetwork : Module<Tensor, Tensor>
     /// <summary>Builds the network described by <paramref name="architecture"/> (which is validated and copied).</summary>
     /// <exception cref="ArgumentException">The architecture is invalid.</exception>
     public BatchNormCnnNetwork(NetworkArchitecture architecture)
-        : base(nameof(BatchNormCnnNetwork))
+        : base(Native.LibTorchSharpLoader.BeforeTorch(nameof(BatchNormCnnNetwork)))
     {
         ArgumentNullException.ThrowIfNull(architecture);
         architecture.Validate();

@@ -39,7 +39,7 @@ public abstract class BatchNormBase : nn.Module<Tensor, Tensor>
     internal PopulationAccumulator? Collector;
 
     private protected BatchNormBase(string name, long numFeatures, double eps, double? momentum, bool affine, bool trackRunningStats)
-        : base(name)
+        : base(Native.LibTorchSharpLoader.BeforeTorch(name))
     {
         if (numFeatures < 1)
             throw new ArgumentException($"numFeatures must be at least 1, got {numFeatures}.", nameof(numFeatures));
@@ -201,8 +201,8 @@ public abstract class BatchNormBase : nn.Module<Tensor, Tensor>
             throw new ArgumentException($"{GetType().Name} expects input of shape {ExpectedShape}, got rank {rank} input of shape {Shape()}.", nameof(input));
         if (dims[1] != NumFeatures)
             throw new ArgumentException($"{GetType().Name} was built for {NumFeatures} channels (axis 1), but the input of shape {Shape()} has {dims[1]} channels.", nameof(input));
-        if (!input.is_floating_point())
-            throw new ArgumentException($"{GetType().Name} expects a floating-point input, got {input.dtype}.", nameof(input));
+        if (input.dtype is not (ScalarType.Float32 or ScalarType.Float64) || input.device_type != DeviceType.CPU)
+            throw new ArgumentException($"{GetType().Name} expects a float32 or float64 CPU input, got {input.dtype} on {input.device_type}.", nameof(input));
         long perChannel = dims.Aggregate(1L, (p, d) => p * d) / NumFeatures;
         if (training && perChannel < 2)
             throw new ArgumentException($"Batch Normalization needs more than one value per channel in training (the mini-batch variance of a single value is undefined); input of shape {Shape()} has {perChannel} value(s) per channel.", nameof(input));

@@ -10,7 +10,7 @@ namespace Bn.MLNet.Training;
 internal sealed class EarlyStopping(TrainerOptions options) : IDisposable
 {
     private StateSnapshot? _best;
-    private double _bestMetric = double.NaN;
+    private double _bestMetric = double.NegativeInfinity;
     private int _epochsWithoutImprovement;
 
     /// <summary>
@@ -20,7 +20,7 @@ internal sealed class EarlyStopping(TrainerOptions options) : IDisposable
     public bool PatienceExhausted(int epoch, EvaluationResult validation, BatchNormCnnNetwork network, TrainingHistory history)
     {
         double metric = options.EarlyStoppingMetric == EarlyStoppingMetric.ValidationAccuracy ? validation.Accuracy : -validation.Loss;
-        if (double.IsNaN(_bestMetric) || metric > _bestMetric)
+        if (metric > _bestMetric)   // a NaN metric (a diverged epoch) is never an improvement
         {
             _bestMetric = metric;
             history.BestEpoch = epoch;

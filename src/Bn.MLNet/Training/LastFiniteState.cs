@@ -84,7 +84,9 @@ internal sealed class LastFiniteState : IDisposable
 
     /// <summary>
     /// Writes the last good state back into <paramref name="network"/> (weights and buffers) and returns the optimizer
-    /// steps behind it; null when there is none (the network is then unchanged).
+    /// steps behind it; null when there is none. With null the network is unchanged, except when the last state with a
+    /// finite loss was written back but its eval-mode scores were not finite and no verified state exists: then it holds
+    /// that state.
     /// </summary>
     public long? Restore(BatchNormCnnNetwork network)
     {

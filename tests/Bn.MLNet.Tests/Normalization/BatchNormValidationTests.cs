@@ -79,6 +79,16 @@ public class BatchNormValidationTests
     }
 
     [Fact]
+    public void HalfPrecisionAndIntegerInputsAreRefusedNamingTheType()
+    {
+        using var bn = new Bn.MLNet.Normalization.BatchNorm2d(3);
+        using var half = torch.randn(2, 3, 4, 4).to_type(ScalarType.Float16);
+        Assert.Contains("float32 or float64 CPU input, got Float16", Assert.Throws<ArgumentException>(() => bn.forward(half)).Message);
+        using var ints = torch.ones(2, 3, 4, 4, ScalarType.Int32);
+        Assert.Contains("got Int32", Assert.Throws<ArgumentException>(() => bn.forward(ints)).Message);
+    }
+
+    [Fact]
     public void SingleValuePerChannelInTraining()
     {
         using var bn1 = new Bn.MLNet.Normalization.BatchNorm1d(3);
