@@ -40,15 +40,22 @@ internal sealed class NetworkScorer
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         Tensor x = torch.tensor(features.AsMemory(0, rows * FeatureLength), [rows, (long)FeatureLength]);
+        // One pass through the network when both outputs are wanted.
+        var (logits, embedded) = (probabilities, embedding) switch
+        {
+            (not null, not null) => _network.EvalLogitsAndEmbedding(x),
+            (not null, null) => (_network.forward(x), null),
+            _ => ((Tensor?)null, _network.Embed(x)),
+        };
         if (probabilities is not null)
         {
-            Tensor p = torch.nn.functional.softmax(_network.forward(x), 1);
+            Tensor p = torch.nn.functional.softmax(logits!, 1);
             p.data<float>().CopyTo(probabilities.AsSpan(0, rows * ClassCount), 0, 0);
         }
 
         if (embedding is not null)
         {
-            Tensor e = _network.Embed(x).contiguous();
+            Tensor e = embedded!.contiguous();
             e.data<float>().CopyTo(embedding.AsSpan(0, rows * EmbeddingSize), 0, 0);
         }
     }

@@ -219,6 +219,19 @@ public sealed class BatchNormCnnNetwork : Module<Tensor, Tensor>
     public Tensor Embed(Tensor input) => Run(input, null, 0, embed: true);
 
     /// <summary>
+    /// Eval mode: the logits and the embedding from one pass through the network. The layers between the embedding and
+    /// the logits are dropout only, the identity in eval mode, so the logits are the last linear layer of the embedding.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The network is in training mode.</exception>
+    internal (Tensor Logits, Tensor Embedding) EvalLogitsAndEmbedding(Tensor input)
+    {
+        if (training)
+            throw new InvalidOperationException("EvalLogitsAndEmbedding needs the network in eval mode (call eval() first).");
+        Tensor embedding = Embed(input);
+        return (_logits.call(embedding), embedding);
+    }
+
+    /// <summary>
     /// Returns a new network computing the same eval-mode function without batch normalization: every BN is folded into
     /// the convolution or linear layer before it (w' = w·γ/√(σ²+ε), b' = β + (b − μ)·γ/√(σ²+ε), using the running statistics
     /// and ε of each BN layer, through <see cref="Bn.MLNet.Normalization.BatchNormFolding"/>'s routine, computed in float64).
