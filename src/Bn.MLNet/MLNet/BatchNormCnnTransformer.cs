@@ -41,7 +41,6 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
     private bool _disposed;
 
     internal BatchNormCnnTransformer(
-        IHostEnvironment? env,
         ColumnSettings columns,
         ClassLabels labels,
         BatchNormCnnNetwork network,
@@ -175,7 +174,7 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
             if (!mean.SequenceEqual(content.InputMean) || !std.SequenceEqual(content.InputStd))
                 throw new InvalidDataException("The BatchNormCnn model's input standardization differs from the network's buffers.");
             var transformer = new BatchNormCnnTransformer(
-                env, content.Columns, content.Labels, network, content.History, content.InferenceMode, content.InferenceBatchSize);
+                content.Columns, content.Labels, network, content.History, content.InferenceMode, content.InferenceBatchSize);
             var host = env.Register(nameof(BatchNormCnnTransformer));
             using (var ch = host.Start("Load"))
             {
@@ -196,7 +195,7 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
     /// so that it scores, saves and loads through <c>mlContext.Model</c> like one that <c>Fit</c> returned. The
     /// transformer holds its own copy of the weights (in eval mode); <paramref name="network"/> stays the caller's.
     /// </summary>
-    /// <param name="mlContext">The context whose log the transformer uses.</param>
+    /// <param name="mlContext">The context the transformer is used with (ML.NET's convention for creating components).</param>
     /// <param name="network">The trained network; its architecture gives the image shape and the class count.</param>
     /// <param name="classNames">One name per class, in class order: the key values of <c>PredictedLabel</c> and the slot names of <c>Score</c>.</param>
     /// <param name="options">Column names, <see cref="BatchNormCnnOptions.InferenceMode"/> and
@@ -236,7 +235,7 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
         try
         {
             BatchNormCnnModelFormat.ImportStateDict(copy, BatchNormCnnModelFormat.ExportStateDict(network));
-            return new BatchNormCnnTransformer(MLNetInternals.GetEnvironment(mlContext.Transforms), ColumnSettings.From(o),
+            return new BatchNormCnnTransformer(ColumnSettings.From(o),
                 ClassLabels.FromNames(classNames), copy, history, o.InferenceMode, o.InferenceBatchSize);
         }
         catch
