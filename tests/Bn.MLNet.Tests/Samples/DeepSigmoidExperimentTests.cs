@@ -1,7 +1,6 @@
 using System.Globalization;
 using Bn.MLNet.Samples.Commands;
 using Bn.MLNet.Samples.Experiments;
-using SkiaSharp;
 
 namespace Bn.MLNet.Tests.Samples;
 
@@ -43,14 +42,7 @@ public class DeepSigmoidExperimentTests
             Assert.True(percentiles.Length > rows.Count * 2);
             Assert.Contains("BN, depth 12, x5", File.ReadAllText(Path.Combine(dir, "deep_sigmoid_test_accuracy.csv")));
 
-            var pngs = Directory.GetFiles(dir, "*.png");
-            Assert.Equal(9, pngs.Length);
-            foreach (string png in pngs)
-            {
-                using var bitmap = SKBitmap.Decode(png);
-                Assert.NotNull(bitmap);
-                Assert.True(bitmap.Width >= 600 && bitmap.Height >= 300, $"{png} is {bitmap.Width}×{bitmap.Height}");
-            }
+            ExperimentPlots.AssertDecodable(dir, 9);
         }
         finally
         {

@@ -5,7 +5,6 @@ using Bn.MLNet.Samples.Commands;
 using Bn.MLNet.Samples.Experiments;
 using Microsoft.ML;
 using Microsoft.ML.Data;
-using SkiaSharp;
 
 namespace Bn.MLNet.Tests.Samples;
 

@@ -5,7 +5,6 @@ using Bn.MLNet.Samples.Commands;
 using Bn.MLNet.Samples.Experiments;
 using Microsoft.ML;
 using Microsoft.ML.Data;
-using SkiaSharp;
 
 namespace Bn.MLNet.Tests.Samples;
 
@@ -164,14 +163,7 @@ public class SamplesCommandTests
             string[] percentileLines = File.ReadAllLines(Path.Combine(dir, "figure1bc_sigmoid_input_percentiles.csv"));
             Assert.Equal("run,step,layer,p15,p50,p85", percentileLines[0]);
             Assert.True(percentileLines.Length > 4);
-            var pngs = Directory.GetFiles(dir, "*.png");
-            Assert.Equal(3, pngs.Length);
-            foreach (string png in pngs)
-            {
-                using var bitmap = SKBitmap.Decode(png);
-                Assert.NotNull(bitmap);
-                Assert.True(bitmap.Width >= 600 && bitmap.Height >= 300, $"{png} is {bitmap.Width}×{bitmap.Height}");
-            }
+            ExperimentPlots.AssertDecodable(dir, 3);
         }
         finally
         {
