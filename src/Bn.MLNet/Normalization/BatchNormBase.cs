@@ -136,15 +136,21 @@ public abstract class BatchNormBase : nn.Module<Tensor, Tensor>
         output = BatchNormFunction.Apply(input, _weight, _bias, settings);
 
         if (training && TrackRunningStats)
-        {
-            long m = input.numel() / NumFeatures;
-            if (Collector is { } collector)
-                collector.Add(settings.Mean!, settings.Variance!, m);
-            else
-                UpdateRunningStatistics(settings.Mean!, settings.Variance!, m);
-        }
+            RecordBatchStatistics(settings.Mean!, settings.Variance!, input.numel() / NumFeatures);
 
         return output.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Hands a training batch's μ_B and biased σ²_B (over <paramref name="m"/> values per channel) to the population
+    /// statistics collector when one is attached, else updates the running statistics.
+    /// </summary>
+    internal void RecordBatchStatistics(Tensor mean, Tensor biasedVar, long m)
+    {
+        if (Collector is { } collector)
+            collector.Add(mean, biasedVar, m);
+        else
+            UpdateRunningStatistics(mean, biasedVar, m);
     }
 
     internal void UpdateRunningStatistics(Tensor mean, Tensor biasedVar, long m)

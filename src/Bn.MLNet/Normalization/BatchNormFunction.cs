@@ -55,7 +55,7 @@ internal sealed class BatchNormFunction : torch.autograd.SingleTensorFunction<Ba
         }
 
         using var scope = torch.NewDisposeScope();
-        long[] shape = BroadcastShape(x);
+        long[] shape = ChannelMath.BroadcastShape(x);
         bool affineGrad = torch.is_grad_enabled() && ((gamma?.requires_grad ?? false) || (beta?.requires_grad ?? false));
         if (!affineGrad && ChannelMath.Supports(settings.Mean!) && ChannelMath.Supports(settings.Variance!))
         {
@@ -117,7 +117,7 @@ internal sealed class BatchNormFunction : torch.autograd.SingleTensorFunction<Ba
         var (scale, shift, stats) = Coefficients(ChannelMath.Read(mean), ChannelMath.Read(variance), g, ReadOrNull(beta), s.Eps);
 
         // y = γ·(x − μ)·invstd + β = x·scale + shift: one pass over x.
-        long[] shape = BroadcastShape(x);
+        long[] shape = ChannelMath.BroadcastShape(x);
         var y = torch.addcmul(ChannelMath.Create(shift, shape, x.dtype), x, ChannelMath.Create(scale, shape, x.dtype), One);
 
         // For backward: x (alive anyway as the previous layer's output) as a saved variable, released with the graph;
@@ -168,7 +168,7 @@ internal sealed class BatchNormFunction : torch.autograd.SingleTensorFunction<Ba
             d[i] = (-a[i] * sDy[i] / m) - (bx[i] * mu);
         }
 
-        long[] shape = BroadcastShape(x);
+        long[] shape = ChannelMath.BroadcastShape(x);
         var dx = torch.addcmul(ChannelMath.Create(d, shape, x.dtype), dy, ChannelMath.Create(a, shape, x.dtype), One)
             .addcmul_(x, ChannelMath.Create(bx, shape, x.dtype), One);
         Tensor? dGamma = affine ? ChannelMath.Create(sumDyXhat, new[] { c }, x.dtype) : null;
@@ -215,12 +215,4 @@ internal sealed class BatchNormFunction : torch.autograd.SingleTensorFunction<Ba
     }
 
     private static Tensor AsType(Tensor t, Tensor like) => t.dtype == like.dtype ? t : t.to_type(like.dtype);
-
-    private static long[] BroadcastShape(Tensor x)
-    {
-        var shape = new long[x.dim()];
-        Array.Fill(shape, 1L);
-        shape[1] = x.shape[1];
-        return shape;
-    }
 }

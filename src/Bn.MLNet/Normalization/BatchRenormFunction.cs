@@ -58,11 +58,7 @@ internal sealed class BatchRenormFunction : torch.autograd.SingleTensorFunction<
         };
         var output = Apply(input, layer.Gamma, layer.Beta, settings);
 
-        long m = input.numel() / layer.NumFeatures;
-        if (layer.Collector is { } collector)
-            collector.Add(settings.Mean!, settings.Variance!, m);
-        else
-            layer.UpdateRunningStatistics(settings.Mean!, settings.Variance!, m);
+        layer.RecordBatchStatistics(settings.Mean!, settings.Variance!, input.numel() / layer.NumFeatures);
         return output.MoveToOuterDisposeScope();
     }
 
@@ -72,7 +68,7 @@ internal sealed class BatchRenormFunction : torch.autograd.SingleTensorFunction<
         var gamma = vars[1] as Tensor;
         var beta = vars[2] as Tensor;
         var s = (Settings)vars[3];
-        long[] shape = BroadcastShape(x);
+        long[] shape = ChannelMath.BroadcastShape(x);
         long m = x.numel() / x.shape[1];
 
         // Two-pass batch statistics: μ_B = Σx/m, σ²_B = Σ(x − μ_B)²/m on the centred values.
@@ -117,7 +113,7 @@ internal sealed class BatchRenormFunction : torch.autograd.SingleTensorFunction<
         var gamma = affine ? saved[4] : null;
         var dims = (long[])ctx.get_data("dims");
         double m = (long)ctx.get_data("m");
-        long[] shape = BroadcastShape(xhat);
+        long[] shape = ChannelMath.BroadcastShape(xhat);
         var dy = gradOutput;
 
         // ∂ℓ/∂β = Σ ∂ℓ/∂y ;  ∂ℓ/∂γ = Σ ∂ℓ/∂y·(x̂·r + d) = r·Σ ∂ℓ/∂y·x̂ + d·Σ ∂ℓ/∂y   (sums over every axis but C)
@@ -135,13 +131,5 @@ internal sealed class BatchRenormFunction : torch.autograd.SingleTensorFunction<
 
         Tensor? dGamma = affine ? r * sumDyXhat + d * sumDy : null;
         return new List<Tensor> { dx, dGamma!, affine ? sumDy : null!, null! };
-    }
-
-    private static long[] BroadcastShape(Tensor x)
-    {
-        var shape = new long[x.dim()];
-        Array.Fill(shape, 1L);
-        shape[1] = x.shape[1];
-        return shape;
     }
 }

@@ -60,4 +60,13 @@ internal static class ChannelMath
 
     /// <summary>Adds one to a one-element int64 CPU tensor and returns the new value.</summary>
     public static long Increment(Tensor counter) => ++MemoryMarshal.Cast<byte, long>(counter.bytes)[0];
+
+    /// <summary>The shape [1, C, 1, …] that broadcasts a per-channel tensor over <paramref name="x"/> (channels on axis 1).</summary>
+    public static long[] BroadcastShape(Tensor x)
+    {
+        var shape = new long[x.dim()];
+        Array.Fill(shape, 1L);
+        shape[1] = x.shape[1];
+        return shape;
+    }
 }

@@ -70,24 +70,6 @@ public class BatchNormGradientCheckTests
             return (bn.forward(x) * g).sum().item<double>();
         }
 
-        const double h = 1e-6;
-        for (int k = 0; k < wrt.Length; k++)
-        {
-            var flat = wrt[k].detach().view(-1); // shares storage with the parameter / input
-            var numeric = torch.zeros(flat.shape[0], ScalarType.Float64);
-            for (long i = 0; i < flat.shape[0]; i++)
-            {
-                double v = flat[i].item<double>();
-                flat[i] = v + h;
-                double plus = Loss();
-                flat[i] = v - h;
-                double minus = Loss();
-                flat[i] = v;
-                numeric[i] = (plus - minus) / (2 * h);
-            }
-
-            double err = TestUtil.RelErr(analytic[k].view(-1), numeric);
-            Assert.True(err < 1e-7, $"gradient {k}: relative error {err:E3} against central differences");
-        }
+        TestUtil.AssertMatchesCentralDifferences(Loss, wrt, analytic);
     }
 }

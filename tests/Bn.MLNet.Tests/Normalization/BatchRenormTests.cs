@@ -183,25 +183,7 @@ public class BatchRenormTests
             return (renorm.forward(x) * g).sum().item<double>();
         }
 
-        const double h = 1e-6;
-        for (int k = 0; k < wrt.Length; k++)
-        {
-            var flat = wrt[k].detach().view(-1);
-            var numeric = torch.zeros(flat.shape[0], ScalarType.Float64);
-            for (long i = 0; i < flat.shape[0]; i++)
-            {
-                double v = flat[i].item<double>();
-                flat[i] = v + h;
-                double plus = Loss();
-                flat[i] = v - h;
-                double minus = Loss();
-                flat[i] = v;
-                numeric[i] = (plus - minus) / (2 * h);
-            }
-
-            double err = RelErr(analytic[k].view(-1), numeric);
-            Assert.True(err < 1e-7, $"gradient {k}: relative error {err:E3} against central differences");
-        }
+        TestUtil.AssertMatchesCentralDifferences(Loss, wrt, analytic);
 
         // The corrections were active: the training output is not plain BN's.
         using var bn = Bn(shape, 0.0);
