@@ -37,6 +37,18 @@ internal sealed class ScoringBinding
 
     public int EmbeddingIndex { get; }
 
+    /// <summary>
+    /// The input columns one pass reads: the requested pass-through <paramref name="inputs"/>, plus the feature column
+    /// when an output computed from it is requested. Returns a new list.
+    /// </summary>
+    public List<DataViewSchema.Column> ColumnsToRead(IReadOnlyList<DataViewSchema.Column> inputs, bool probabilities, bool embedding)
+    {
+        var read = new List<DataViewSchema.Column>(inputs);
+        if ((probabilities || embedding) && !read.Any(c => c.Index == FeatureColumn.Index))
+            read.Add(FeatureColumn);
+        return read;
+    }
+
     /// <summary>Splits requested output columns into pass-through input columns and the computed outputs.</summary>
     public (List<DataViewSchema.Column> Inputs, bool Probabilities, bool Embedding, bool[] Active) Split(IEnumerable<DataViewSchema.Column> columns)
     {

@@ -16,10 +16,7 @@ internal sealed class ScoringDataView(IDataView input, ScoringBinding binding) :
         var (inputs, probabilities, embedding, active) = binding.Split(columnsNeeded);
         // Random order is not supported (CanShuffle is false): the scored rows follow the input's own order.
         // One input cursor per pass: the feature column is read with the requested input columns.
-        var needed = new List<DataViewSchema.Column>(inputs);
-        if ((probabilities || embedding) && !inputs.Any(c => c.Index == binding.FeatureColumn.Index))
-            needed.Add(input.Schema[binding.FeatureColumn.Index]);
-        DataViewRowCursor cursor = input.GetRowCursor(needed);
+        DataViewRowCursor cursor = input.GetRowCursor(binding.ColumnsToRead(inputs, probabilities, embedding));
         try
         {
             return new ScoringCursor(binding, cursor, inputs, active, probabilities, embedding);

@@ -17,9 +17,7 @@ internal sealed class ScoringRowMapper(ScoringBinding binding) : IRowToRowMapper
     public IEnumerable<DataViewSchema.Column> GetDependencies(IEnumerable<DataViewSchema.Column> dependingColumns)
     {
         var (inputs, probabilities, embedding, _) = binding.Split(dependingColumns);
-        if ((probabilities || embedding) && !inputs.Any(c => c.Index == binding.FeatureColumn.Index))
-            inputs.Add(binding.FeatureColumn);
-        return inputs;
+        return binding.ColumnsToRead(inputs, probabilities, embedding);
     }
 
     public DataViewRow GetRow(DataViewRow input, IEnumerable<DataViewSchema.Column> activeColumns)
