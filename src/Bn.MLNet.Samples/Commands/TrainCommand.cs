@@ -163,6 +163,20 @@ internal static class TrainCommand
         Description = "Disable horizontal-flip augmentation.",
     };
 
+    private static readonly Option<double> ErasingOption = new("--erasing")
+    {
+        Description = "Random-erasing augmentation: probability that a training image gets a random rectangle (2-25% of its area) set to the input mean (0 = off).",
+        HelpName = "P",
+        DefaultValueFactory = _ => Defaults.RandomErasingProbability,
+    };
+
+    private static readonly Option<double?> EmaOption = new("--ema")
+    {
+        Description = "Exponential moving average of the weights with this decay, in (0, 1) (warm-up min(decay, (1+t)/(10+t))); validation and the final model use the average. Default: off.",
+        HelpName = "DECAY",
+        DefaultValueFactory = _ => Defaults.WeightAveragingDecay,
+    };
+
     private static readonly Option<int> SeedOption = new("--seed")
     {
         Description = "Seed for initialization, shuffling, dropout and augmentation (the library's BatchNormCnnOptions.Seed instead defaults to one drawn from the MLContext).",
@@ -223,7 +237,7 @@ internal static class TrainCommand
             ConvOption, HiddenOption, DropoutOption, PaperMlpOption, NormalizationOption, ActivationOption,
             OptimizerOption, LearningRateOption, LrMultiplierOption, ScheduleOption, MomentumOption, NoNesterovOption,
             WeightDecayOption, LabelSmoothingOption, EpochsOption, MaxStepsOption, TimeBudgetOption, BatchSizeOption, CropPaddingOption, NoFlipOption,
-            SeedOption, ThreadsOption, ShuffleBufferOption, LogEveryOption, ModelOption, MetricsOutOption, HistoryCsvOption, QuietOption,
+            ErasingOption, EmaOption, SeedOption, ThreadsOption, ShuffleBufferOption, LogEveryOption, ModelOption, MetricsOutOption, HistoryCsvOption, QuietOption,
         };
         foreach (Option option in options)
         {
@@ -339,6 +353,8 @@ internal static class TrainCommand
             Threads = p.GetValue(ThreadsOption),
             RandomCropPadding = p.GetValue(CropPaddingOption),
             HorizontalFlip = Defaults.HorizontalFlip && !p.GetValue(NoFlipOption),
+            RandomErasingProbability = p.GetValue(ErasingOption),
+            WeightAveragingDecay = p.GetValue(EmaOption),
             EarlyStoppingPatience = p.GetValue(PatienceOption),
             LogEverySteps = p.GetValue(LogEveryOption),
         };
@@ -396,7 +412,7 @@ internal static class TrainCommand
         AnsiConsole.MarkupLine($"[bold]Bn.MLNet train[/]  data {Markup.Escape(data.DataDirectory)}  rows {data.Train.RowCount}{(data.Validation is null ? string.Empty : $" (+{data.Validation.RowCount} validation)")}  test {data.Test.RowCount}");
         AnsiConsole.MarkupLine($"network  {Markup.Escape(ArchitectureSpec.Format(architecture))}  ({parameterCount:N0} parameters)");
         AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-            $"training {options.Optimizer}{(options.Optimizer == OptimizerKind.Sgd ? (options.Nesterov ? " Nesterov" : string.Empty) + $" momentum {options.Momentum}" : string.Empty)} lr {options.LearningRate}x{options.LearningRateMultiplier} {options.Schedule}, wd {options.WeightDecay}, batch {options.BatchSize}, {(options.MaxSteps is long ms ? $"{ms} steps" : $"{options.Epochs} epochs")}{(options.TimeBudgetSeconds is double tb ? $" or {tb} s" : string.Empty)}, crop {options.RandomCropPadding} flip {options.HorizontalFlip}, smoothing {options.LabelSmoothing}, seed {options.Seed}, {threads} threads")));
+            $"training {options.Optimizer}{(options.Optimizer == OptimizerKind.Sgd ? (options.Nesterov ? " Nesterov" : string.Empty) + $" momentum {options.Momentum}" : string.Empty)} lr {options.LearningRate}x{options.LearningRateMultiplier} {options.Schedule}, wd {options.WeightDecay}, batch {options.BatchSize}, {(options.MaxSteps is long ms ? $"{ms} steps" : $"{options.Epochs} epochs")}{(options.TimeBudgetSeconds is double tb ? $" or {tb} s" : string.Empty)}, crop {options.RandomCropPadding} flip {options.HorizontalFlip} erasing {options.RandomErasingProbability}{(options.WeightAveragingDecay is double ema ? $" ema {ema}" : string.Empty)}, smoothing {options.LabelSmoothing}, seed {options.Seed}, {threads} threads")));
     }
 
     private static TestOutcome EvaluateOnTest(BatchNormCnnNetwork network, DataViewBatchSource test, CancellationToken cancellationToken)

@@ -162,6 +162,20 @@ public sealed class BatchNormCnnOptions
     public bool HorizontalFlip { get; set; } = true;
 
     /// <summary>
+    /// Random-erasing augmentation (Zhong et al. 2017), in [0, 1]: the probability that a training image gets a random
+    /// rectangle (2–25 % of its area, height/width ratio in [0.3, 3.3]) set to the per-channel input mean (0 after the
+    /// network's standardization), after the crop and flip; 0 disables it. Default 0.
+    /// </summary>
+    public double RandomErasingProbability { get; set; } = TrainerOptions.DefaultRandomErasingProbability;
+
+    /// <summary>
+    /// Decay of an exponential moving average of the weights and floating-point buffers (BN running statistics), in
+    /// (0, 1), with a warm-up (effective decay min(decay, (1 + t)/(10 + t)) after t steps); validation scores the
+    /// average and the network receives it when training ends, when it is finite. Default <see langword="null"/>: off.
+    /// </summary>
+    public double? WeightAveragingDecay { get; set; } = TrainerOptions.DefaultWeightAveragingDecay;
+
+    /// <summary>
     /// Seed of weight initialization, dropout, augmentation and shuffling. Default <see langword="null"/>: drawn from
     /// the <see cref="MLContext"/>'s random source (deterministic when the context was created with a seed).
     /// </summary>
@@ -254,6 +268,8 @@ public sealed class BatchNormCnnOptions
             LabelSmoothing = LabelSmoothing,
             RandomCropPadding = RandomCropPadding,
             HorizontalFlip = HorizontalFlip,
+            RandomErasingProbability = RandomErasingProbability,
+            WeightAveragingDecay = WeightAveragingDecay,
             Seed = seed,
             Threads = Threads,
             EarlyStoppingPatience = EarlyStoppingPatience,
@@ -290,6 +306,8 @@ public sealed class BatchNormCnnOptions
         Require(EarlyStoppingPatience is null || ValidationData is not null, nameof(EarlyStoppingPatience), "needs ValidationData");
         Require(RandomCropPadding == 0 || RandomCropPadding < Math.Min(ImageHeight, ImageWidth), nameof(RandomCropPadding),
             $"must be smaller than the image ({ImageHeight}×{ImageWidth}); set 0 when the features are not an image (was {RandomCropPadding})");
+        Require(RandomErasingProbability is >= 0 and <= 1, nameof(RandomErasingProbability), $"must be in [0, 1] (was {RandomErasingProbability})");
+        Require(WeightAveragingDecay is null or (> 0 and < 1), nameof(WeightAveragingDecay), $"must be in (0, 1) or null (was {WeightAveragingDecay})");
         ToArchitecture(2);
         ToTrainerOptions(0);
     }

@@ -30,6 +30,12 @@ public sealed class TrainerOptions
     /// <summary>Default of <see cref="WeightDecay"/>: 5e-4.</summary>
     internal const double DefaultWeightDecay = 5e-4;
 
+    /// <summary>Default of <see cref="RandomErasingProbability"/>: 0 (off).</summary>
+    internal const double DefaultRandomErasingProbability = 0;
+
+    /// <summary>Default of <see cref="WeightAveragingDecay"/>: null (off).</summary>
+    internal static readonly double? DefaultWeightAveragingDecay = null;
+
     /// <summary>Number of passes over the training data (ignored when <see cref="MaxSteps"/> is set).</summary>
     public int Epochs { get; set; } = DefaultEpochs;
 
@@ -121,6 +127,25 @@ public sealed class TrainerOptions
     public bool HorizontalFlip { get; set; }
 
     /// <summary>
+    /// Random-erasing augmentation (Zhong et al. 2017), in [0, 1]: the probability that a training image gets a rectangle
+    /// (area 2–25 % of the image, height/width ratio log-uniform in [0.3, 3.3], fully inside the image) set to the
+    /// network's per-channel input mean, i.e. to 0 after the input standardization; applied after the crop and flip.
+    /// Default 0: off.
+    /// </summary>
+    public double RandomErasingProbability { get; set; } = DefaultRandomErasingProbability;
+
+    /// <summary>
+    /// Exponential moving average of the weights, in (0, 1): after every optimizer step each parameter's average becomes
+    /// d·average + (1 − d)·parameter with d = min(decay, (1 + t)/(10 + t)) after t steps (a warm-up so the random
+    /// initialization fades quickly). Floating-point buffers (BN running mean and variance, input standardization) are
+    /// averaged the same way, so the statistics match the averaged weights as closely as a running average can; integer
+    /// buffers (batch counters) are copied. Validation after each epoch scores the averaged weights, and they are written
+    /// into the network when training ends (before the best-epoch restore) when they are finite; otherwise the raw weights
+    /// are kept. <see cref="TrainingHistory.UsedWeightAverage"/> tells which. Default null: off.
+    /// </summary>
+    public double? WeightAveragingDecay { get; set; } = DefaultWeightAveragingDecay;
+
+    /// <summary>
     /// With a validation source: stop after this many epochs without improvement of <see cref="EarlyStoppingMetric"/>;
     /// null never stops early.
     /// </summary>
@@ -179,6 +204,8 @@ public sealed class TrainerOptions
         Require(LabelSmoothing >= 0 && LabelSmoothing < 1, nameof(LabelSmoothing), $"must be in [0, 1) (was {LabelSmoothing})");
         Require(Threads is null or >= 1, nameof(Threads), $"must be at least 1 or null (was {Threads})");
         Require(RandomCropPadding >= 0, nameof(RandomCropPadding), $"must be non-negative (was {RandomCropPadding})");
+        Require(RandomErasingProbability is >= 0 and <= 1, nameof(RandomErasingProbability), $"must be in [0, 1] (was {RandomErasingProbability})");
+        Require(WeightAveragingDecay is null or (> 0 and < 1), nameof(WeightAveragingDecay), $"must be in (0, 1) or null (was {WeightAveragingDecay})");
         Require(EarlyStoppingPatience is null or >= 1, nameof(EarlyStoppingPatience), $"must be at least 1 or null (was {EarlyStoppingPatience})");
         Require(ValidationEverySteps is null or >= 1, nameof(ValidationEverySteps), $"must be at least 1 or null (was {ValidationEverySteps})");
         Require(EvaluationBatchSize >= 1, nameof(EvaluationBatchSize), $"must be at least 1 (was {EvaluationBatchSize})");

@@ -48,6 +48,16 @@ public sealed class TrainingHistory
     /// <summary>Whether the best epoch's weights were loaded back at the end.</summary>
     public bool RestoredBestWeights { get; set; }
 
+    /// <summary>
+    /// Whether the network received the exponential moving average of its weights at the end
+    /// (<see cref="TrainerOptions.WeightAveragingDecay"/>); false when averaging was off, or when the average was not finite
+    /// (see <see cref="WeightAverageNote"/>).
+    /// </summary>
+    public bool UsedWeightAverage { get; set; }
+
+    /// <summary>Why the weight average was not used although it was on (for example "not finite: ..."); null otherwise.</summary>
+    public string? WeightAverageNote { get; set; }
+
     /// <summary>Optimizer steps done.</summary>
     public long TotalSteps { get; set; }
 

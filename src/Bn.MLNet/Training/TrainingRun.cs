@@ -38,7 +38,7 @@ internal sealed class TrainingRun : IDisposable
         (_clock, _optimizer, _cancellationToken) = (clock, optimizer, cancellationToken);
         NetworkArchitecture arch = network.Architecture;
         _reporter = new StepReporter(options, history, plan, clock, validation, progress, cancellationToken);
-        _augmenter = BatchAugmenter.Create(options, arch.InputChannels, arch.InputHeight, arch.InputWidth);
+        _augmenter = BatchAugmenter.Create(options, arch.InputChannels, arch.InputHeight, arch.InputWidth, network.InputMean);
         _labels = new long[options.BatchSize];
         _finiteState = new LastFiniteState(network);
         _earlyStopping = new EarlyStopping(options);
