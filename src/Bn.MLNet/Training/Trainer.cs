@@ -32,7 +32,9 @@ namespace Bn.MLNet.Training;
 /// back the last state whose weights, BN running statistics, eval-mode scores and training loss were all finite
 /// (<see cref="DivergenceInfo.RestoredStep"/>), because the diverged forward pass has already updated the running
 /// statistics and the update before it may already have written non-finite weights. With a validation source the best
-/// epoch's weights are restored (unless disabled), also after divergence, when they are finite. The network is left in
+/// epoch's weights are restored (unless disabled), also after divergence, when they are finite. With
+/// <see cref="TrainerOptions.WeightAveragingDecay"/> the averaged weights are written into the network first, unless training
+/// diverged or the average is not finite (<see cref="TrainingHistory.UsedWeightAverage"/>). The network is left in
 /// eval mode.
 /// </para>
 /// <para>

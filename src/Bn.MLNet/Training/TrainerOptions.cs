@@ -139,7 +139,8 @@ public sealed class TrainerOptions
     /// d·average + (1 − d)·parameter with d = min(decay, (1 + t)/(10 + t)) after t steps (a warm-up so the random
     /// initialization fades quickly). Floating-point buffers (BN running mean and variance, input standardization) are
     /// averaged the same way, so the statistics match the averaged weights as closely as a running average can; integer
-    /// buffers (batch counters) are copied. Validation after each epoch scores the averaged weights, and they are written
+    /// buffers (batch counters) are copied. Validation after each epoch scores the averaged weights (the best-epoch
+    /// snapshot holds them; the extra validations of <see cref="ValidationEverySteps"/> score the raw ones), and they are written
     /// into the network when training ends (before the best-epoch restore) when they are finite; otherwise the raw weights
     /// are kept. <see cref="TrainingHistory.UsedWeightAverage"/> tells which. Default null: off.
     /// </summary>

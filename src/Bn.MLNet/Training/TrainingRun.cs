@@ -27,6 +27,7 @@ internal sealed class TrainingRun : IDisposable
     private readonly long[] _labels;
     private readonly LastFiniteState _finiteState;
     private readonly EarlyStopping _earlyStopping;
+    private readonly WeightAverage? _weightAverage;
     private int _lastEpoch;
     private double _lastLr, _lastLoss = double.NaN;
 
@@ -42,6 +43,7 @@ internal sealed class TrainingRun : IDisposable
         _labels = new long[options.BatchSize];
         _finiteState = new LastFiniteState(network);
         _earlyStopping = new EarlyStopping(options);
+        _weightAverage = options.WeightAveragingDecay is double decay ? new WeightAverage(network, decay) : null;
     }
 
     /// <summary>Optimizer steps done.</summary>
@@ -59,12 +61,19 @@ internal sealed class TrainingRun : IDisposable
             }
         }
 
+        ApplyWeightAverage();
         _earlyStopping.RestoreBest(_network, _history);
+        if (_weightAverage is not null && _history.RestoredBestWeights)
+        {
+            _history.UsedWeightAverage = true; // the best epoch's state was captured with the average swapped in
+        }
+
         KeepLastFiniteState();
     }
 
     public void Dispose()
     {
+        _weightAverage?.Dispose();
         _earlyStopping.Dispose();
         _finiteState.Dispose();
     }
@@ -201,6 +210,7 @@ internal sealed class TrainingRun : IDisposable
         _optimizer.zero_grad();
         lossTensor.backward();
         _optimizer.step();
+        _weightAverage?.Update();
         using (torch.no_grad())
         {
             correct = logits.argmax(1).eq(y).sum().item<long>();
@@ -226,10 +236,7 @@ internal sealed class TrainingRun : IDisposable
         bool stop = false;
         if (_validation is not null)
         {
-            EvaluationResult v = Evaluation.Evaluate(_network, _validation, _o.EvaluationBatchSize, _cancellationToken);
-            entry.ValidationLoss = v.Loss;
-            entry.ValidationAccuracy = v.Accuracy;
-            stop = _earlyStopping.PatienceExhausted(epoch, v, _network, _history) && Steps < _plan.Steps;
+            stop = Validate(epoch, entry);
         }
 
         entry.ElapsedSeconds = _clock.Elapsed.TotalSeconds;
@@ -242,6 +249,46 @@ internal sealed class TrainingRun : IDisposable
         }
 
         return !_history.StoppedByTimeBudget;
+    }
+
+    /// <summary>
+    /// Scores the validation source for the epoch's entry and follows early stopping; with weight averaging the averaged
+    /// state is swapped in for both (so a best-epoch snapshot holds it), then swapped out. Returns whether to stop.
+    /// </summary>
+    private bool Validate(int epoch, HistoryEntry entry)
+    {
+        _weightAverage?.Swap();
+        try
+        {
+            EvaluationResult v = Evaluation.Evaluate(_network, _validation!, _o.EvaluationBatchSize, _cancellationToken);
+            entry.ValidationLoss = v.Loss;
+            entry.ValidationAccuracy = v.Accuracy;
+            return _earlyStopping.PatienceExhausted(epoch, v, _network, _history) && Steps < _plan.Steps;
+        }
+        finally
+        {
+            _weightAverage?.Swap();
+        }
+    }
+
+    /// <summary>
+    /// After the loop, with weight averaging: writes the average into the network unless training diverged (then the
+    /// last finite state is restored below) or the average is not finite; records which in the history.
+    /// </summary>
+    private void ApplyWeightAverage()
+    {
+        if (_weightAverage is null)
+        {
+            return;
+        }
+
+        if (_history.Divergence is not null)
+        {
+            _history.WeightAverageNote = "training diverged; the average is not used";
+            return;
+        }
+
+        _weightAverage.TryApply(_history);
     }
 
     /// <summary>
@@ -260,6 +307,12 @@ internal sealed class TrainingRun : IDisposable
         _history.Divergence ??= new DivergenceInfo { Epoch = _lastEpoch, Step = Steps, LearningRate = _lastLr, Loss = _lastLoss, NonFiniteState = true };
         _history.Divergence.NonFiniteTensors = nonFinite;
         _history.RestoredBestWeights = false; // when it was restored, the best epoch's state is not finite either
+        if (_history.UsedWeightAverage)
+        {
+            _history.UsedWeightAverage = false;
+            _history.WeightAverageNote = "the averaged state was not finite (weights, statistics or eval-mode scores); the last finite raw state is restored";
+        }
+
         _history.Divergence.RestoredStep = _finiteState.Restore(_network);
     }
 }
