@@ -66,6 +66,7 @@ internal sealed class TrainingRun : IDisposable
         if (_weightAverage is not null && _history.RestoredBestWeights)
         {
             _history.UsedWeightAverage = true; // the best epoch's state was captured with the average swapped in
+            _history.WeightAverageNote = null;
         }
 
         KeepLastFiniteState();

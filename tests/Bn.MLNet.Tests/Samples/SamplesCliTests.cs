@@ -123,6 +123,8 @@ public class SamplesCliTests
         object? Value(string name) => parse.GetResult(train.Options.Single(o => o.Name == name)) is { } r ? r.GetValueOrDefault<object>() : null;
         Assert.Equal(defaults.LabelSmoothing, Value("--label-smoothing"));
         Assert.Equal(defaults.RandomCropPadding, Value("--crop-padding"));
+        Assert.Equal(defaults.RandomErasingProbability, Value("--erasing"));
+        Assert.Equal(defaults.WeightAveragingDecay, Value("--ema"));
         Assert.Equal(defaults.Epochs, Value("--epochs"));
         Assert.Equal(defaults.BatchSize, Value("--batch-size"));
         Assert.Equal(defaults.LearningRate, Value("--lr"));
