@@ -100,7 +100,7 @@ internal static class NetworkOnnxExporter
     private static string FirstHalf(OnnxGraph graph, string x, string name, long width)
     {
         string paired = graph.Node("Reshape", new[] { x, graph.Int64Constant($"flip/{name}_pair_shape", new long[] { 2, -1, width }) }, $"flip/{name}_paired");
-        string first = graph.Node("Gather", new[] { paired, graph.Int64Constant($"flip/{name}_first", new long[] { 0 }) }, $"flip/{name}_first", Int("axis", 0));
+        string first = graph.Node("Gather", new[] { paired, graph.Int64Constant($"flip/{name}_first_index", new long[] { 0 }) }, $"flip/{name}_first", Int("axis", 0));
         return graph.Node("Reshape", new[] { first, graph.Int64Constant($"flip/{name}_rows_shape", new long[] { -1, width }) }, $"flip/{name}_first_half");
     }
 
