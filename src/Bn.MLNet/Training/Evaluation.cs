@@ -61,19 +61,9 @@ public static class Evaluation
                 using DisposeScope scope = torch.NewDisposeScope();
                 Tensor x = torch.tensor(batch.Features, new long[] { n, batch.FeatureLength });
                 Tensor y = torch.tensor(labels, new long[] { n });
-                Tensor scores;
-                if (flipShape is null)
-                {
-                    scores = network.call(x);
-                    lossSum += nn.functional.cross_entropy(scores, y, reduction: nn.Reduction.Sum).item<float>();
-                }
-                else
-                {
-                    scores = FlipAveraging.AverageProbabilities(network.call(FlipAveraging.WithMirrors(x, flipShape)));
-                    lossSum += nn.functional.nll_loss(scores.log(), y, reduction: nn.Reduction.Sum).item<float>();
-                }
-
-                correct += scores.argmax(1).eq(y).sum().item<long>();
+                (double loss, long right) = ScoreBatch(network, x, y, flipShape);
+                lossSum += loss;
+                correct += right;
                 count += n;
             }
         }
@@ -88,6 +78,22 @@ public static class Evaluation
         }
 
         return new EvaluationResult(lossSum / count, (double)correct / count, count);
+    }
+
+    /// <summary>
+    /// Summed loss and correct count of one batch: cross-entropy of the logits, or with <paramref name="flipShape"/> the
+    /// negative log of the flip-averaged probability of the true class.
+    /// </summary>
+    private static (double Loss, long Correct) ScoreBatch(nn.Module<Tensor, Tensor> network, Tensor x, Tensor y, NetworkArchitecture? flipShape)
+    {
+        if (flipShape is null)
+        {
+            Tensor logits = network.call(x);
+            return (nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>(), logits.argmax(1).eq(y).sum().item<long>());
+        }
+
+        Tensor p = FlipAveraging.AverageProbabilities(network.call(FlipAveraging.WithMirrors(x, flipShape)));
+        return (nn.functional.nll_loss(p.log(), y, reduction: nn.Reduction.Sum).item<float>(), p.argmax(1).eq(y).sum().item<long>());
     }
 
     /// <summary>The architecture whose image shape flip averaging mirrors; rejects networks it cannot mirror.</summary>
