@@ -20,6 +20,9 @@ namespace Bn.MLNet;
 /// scorers give), and its embedding may hold NaN; the other rows of the same forward pass are unaffected (eval mode has
 /// no batch statistics). Filter or replace such values first (<c>FilterRowsByMissingValues</c>,
 /// <c>ReplaceMissingValues</c>) when that matters. Scoring does not change libtorch's thread count.</para>
+/// <para>With <see cref="TestTimeFlipAveraging"/> on, every scoring path (cursors and prediction engines) scores each
+/// row as the mean of the softmax probabilities of the image and of its horizontal mirror, in one forward pass over both;
+/// <c>PredictedLabel</c> follows the averaged probabilities and the embedding is the un-flipped image's.</para>
 /// <para>Thread safety: one transformer may serve several cursors and prediction engines on several threads at once;
 /// the network is only read.</para>
 /// <para>Save and load with <c>mlContext.Model.Save</c>/<c>Load</c>. A process that loads a model without having used
