@@ -166,6 +166,34 @@ public class MLNetTransformBenchmarks : MLNetScoringBase
     public float MLNetTransformWithLabel() => MLNetTransformWithLabelCore();
 }
 
+/// <summary>Transform throughput with test-time flip averaging (image and mirror, 2N rows per pass) vs without.</summary>
+[Config(typeof(MLNetBenchmarkConfig))]
+public class MLNetFlipAveragingBenchmarks : MLNetScoringBase
+{
+    private BatchNormCnnTransformer? _flipped;
+
+    /// <summary>Baseline: model.Transform(data) and a cursor over the Score column (flip averaging off, the default).</summary>
+    [Benchmark(Baseline = true)]
+    public float Transform() => MLNetTransformCore();
+
+    /// <summary>The same with a copy of the model whose TestTimeFlipAveraging is on.</summary>
+    [Benchmark]
+    public float TransformFlipAveraged()
+    {
+        _flipped ??= Model.WithTestTimeFlipAveraging(true);
+        return ScoreSum(_flipped);
+    }
+
+    /// <summary>Releases the flip-averaging copy.</summary>
+    [GlobalCleanup(Target = nameof(TransformFlipAveraged))]
+    public void CleanupFlipped()
+    {
+        _flipped?.Dispose();
+        _flipped = null;
+        Cleanup();
+    }
+}
+
 /// <summary>Prediction-engine latency vs a raw single forward (many invocations per iteration).</summary>
 [Config(typeof(MLNetLatencyConfig))]
 public class MLNetLatencyBenchmarks : MLNetScoringBase
@@ -226,6 +254,9 @@ public abstract class MLNetScoringBase : MLNetBenchmarkBase
         _probabilities = new float[Rows * FashionMnist.ClassCount];
     }
 
+    /// <summary>The trained model.</summary>
+    protected BatchNormCnnTransformer Model => _model;
+
     /// <summary>Releases the model and tensors.</summary>
     [GlobalCleanup]
     public void Cleanup()
@@ -253,9 +284,12 @@ public abstract class MLNetScoringBase : MLNetBenchmarkBase
     }
 
     /// <summary>Transform and a Score cursor.</summary>
-    protected float MLNetTransformCore()
+    protected float MLNetTransformCore() => ScoreSum(_model);
+
+    /// <summary><paramref name="model"/>.Transform(data) and a cursor over the Score column of every row.</summary>
+    protected float ScoreSum(ITransformer model)
     {
-        var scored = _model.Transform(Data);
+        var scored = model.Transform(Data);
         var column = scored.Schema["Score"];
         using var cursor = scored.GetRowCursor([column]);
         var getter = cursor.GetGetter<VBuffer<float>>(column);

@@ -211,7 +211,7 @@ internal static class TrainCommand
 
     private static readonly Option<string?> MetricsOutOption = new("--metrics-out")
     {
-        Description = "Write JSON with testAccuracy, testLoss, trainSeconds, epochs, memory, the settings and the full history.",
+        Description = "Write JSON with testAccuracy, testLoss, testAccuracyFlipAveraged (test-time flip averaging), trainSeconds, epochs, memory, the settings and the full history.",
         HelpName = "FILE",
     };
 
@@ -311,7 +311,14 @@ internal static class TrainCommand
     private sealed record TrainingData(string DataDirectory, DataViewBatchSource Train, DataViewBatchSource? Validation, DataViewBatchSource Test);
 
     /// <summary>The test-set evaluation and the process's memory at the end of a run.</summary>
-    private sealed record TestOutcome(EvaluationResult Result, double EvaluationSeconds, long PeakWorkingSet, long ManagedHeap, long ManagedHeapAtLastGc);
+    private sealed record TestOutcome(EvaluationResult Result, double EvaluationSeconds, long PeakWorkingSet, long ManagedHeap, long ManagedHeapAtLastGc)
+    {
+        /// <summary>The test set scored with test-time flip averaging (null when the input is not an image).</summary>
+        public EvaluationResult? FlipAveraged { get; init; }
+
+        /// <summary>Seconds of the flip-averaged evaluation (null when not run).</summary>
+        public double? FlipAveragedEvaluationSeconds { get; init; }
+    }
 
     /// <summary>Reads the network and training settings; prints the problem and returns false when one is invalid.</summary>
     private static bool TryReadSettings(ParseResult p, out NetworkArchitecture architecture, out TrainerOptions options)
@@ -420,10 +427,15 @@ internal static class TrainCommand
         var evalClock = Stopwatch.StartNew();
         EvaluationResult result = Evaluation.Evaluate(network, test, cancellationToken: cancellationToken);
         double evalSeconds = evalClock.Elapsed.TotalSeconds;
+        var flipClock = Stopwatch.StartNew();
+        EvaluationResult? flipAveraged = network.Architecture.InputWidth >= 2
+            ? Evaluation.Evaluate(network, test, cancellationToken: cancellationToken, testTimeFlipAveraging: true)
+            : null;
+        double flipSeconds = flipClock.Elapsed.TotalSeconds;
         using var process = Process.GetCurrentProcess();
         process.Refresh();
         return new TestOutcome(result, evalSeconds, process.PeakWorkingSet64, GC.GetTotalMemory(forceFullCollection: false),
-            GC.GetGCMemoryInfo(GCKind.Any).HeapSizeBytes);
+            GC.GetGCMemoryInfo(GCKind.Any).HeapSizeBytes) { FlipAveraged = flipAveraged, FlipAveragedEvaluationSeconds = flipAveraged is null ? null : flipSeconds };
     }
 
     private static void PrintResults(TestOutcome outcome, TrainingHistory history)
@@ -431,6 +443,11 @@ internal static class TrainCommand
         var table = new Table().AddColumn("metric").AddColumn("value");
         table.AddRow("test accuracy", outcome.Result.Accuracy.ToString("0.0000", CultureInfo.InvariantCulture));
         table.AddRow("test loss", outcome.Result.Loss.ToString("0.0000", CultureInfo.InvariantCulture));
+        if (outcome.FlipAveraged is EvaluationResult flip)
+        {
+            table.AddRow("test accuracy, flip-averaged", flip.Accuracy.ToString("0.0000", CultureInfo.InvariantCulture));
+        }
+
         table.AddRow("train seconds", history.TrainSeconds.ToString("0.0", CultureInfo.InvariantCulture));
         table.AddRow("epochs / steps", $"{history.Epochs.Count} / {history.TotalSteps}");
         if (history.BestEpoch is int best)
@@ -460,9 +477,12 @@ internal static class TrainCommand
         {
             ["testAccuracy"] = outcome.Result.Accuracy,
             ["testLoss"] = outcome.Result.Loss,
+            ["testAccuracyFlipAveraged"] = outcome.FlipAveraged?.Accuracy,
+            ["testLossFlipAveraged"] = outcome.FlipAveraged?.Loss,
             ["testRows"] = outcome.Result.Count,
             ["trainSeconds"] = history.TrainSeconds,
             ["evaluationSeconds"] = outcome.EvaluationSeconds,
+            ["evaluationSecondsFlipAveraged"] = outcome.FlipAveragedEvaluationSeconds,
             ["epochs"] = history.Epochs.Count,
             ["steps"] = history.TotalSteps,
             ["trainRows"] = history.TrainingRows,

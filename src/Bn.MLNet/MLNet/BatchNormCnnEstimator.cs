@@ -122,7 +122,7 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
             }
 
             network.eval();
-            return new BatchNormCnnTransformer(columns, labels, network, history, o.InferenceMode, o.InferenceBatchSize);
+            return new BatchNormCnnTransformer(columns, labels, network, history, o.InferenceMode, o.InferenceBatchSize, o.TestTimeFlipAveraging);
         }
         catch
         {

@@ -12,6 +12,7 @@ internal sealed record BatchNormCnnModelContent(
     ColumnSettings Columns,
     int InferenceBatchSize,
     BatchNormInferenceMode InferenceMode,
+    bool TestTimeFlipAveraging,
     NetworkArchitecture Architecture,
     float[] InputMean,
     float[] InputStd,
@@ -35,13 +36,17 @@ internal sealed record NamedTensor(string Name, ScalarType DType, long[] Shape, 
 /// <c>normalization</c> may be <c>BatchRenorm</c>; the byte layout is unchanged. Version 1 files (without these fields)
 /// load with the fields' defaults, which only Batch Renormalization reads.
 /// </description></item>
+/// <item><description>
+/// 3: the main block ends with a byte for test-time flip averaging (0 = off, 1 = on). Versions 1 and 2 (without it)
+/// load with the option off.
+/// </description></item>
 /// </list>
 /// Any change of the layout below increments <see cref="FormatVersion"/>; a reader refuses versions above its own.
 /// </remarks>
 internal static class BatchNormCnnModelFormat
 {
     /// <summary>The payload format this code writes and the newest it reads.</summary>
-    public const int FormatVersion = 2;
+    public const int FormatVersion = 3;
 
     /// <summary>The oldest payload format this code reads.</summary>
     public const int MinFormatVersion = 1;
@@ -114,6 +119,7 @@ internal static class BatchNormCnnModelFormat
         //              int32   inference mode (BatchNormInferenceMode)
         //              int64   length of side stream "BatchNormCnn.bin"
         //              byte[32] SHA-256 of side stream "BatchNormCnn.bin"
+        //              byte    test-time flip averaging (0 = off, 1 = on); from version 3
         //   byte[32] SHA-256 of the main block
         using var ms = new MemoryStream();
         using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true))
@@ -131,6 +137,8 @@ internal static class BatchNormCnnModelFormat
             w.Write((int)c.InferenceMode);
             w.Write((long)network.Length);
             w.Write(SHA256.HashData(network));
+            if (formatVersion >= 3)
+                w.Write(c.TestTimeFlipAveraging);
         }
 
         var main = ms.ToArray();
@@ -141,7 +149,8 @@ internal static class BatchNormCnnModelFormat
     }
 
     /// <summary>The parsed main block.</summary>
-    internal sealed record MainBlock(ColumnSettings Columns, int InferenceBatchSize, BatchNormInferenceMode Mode, long NetworkLength, byte[] NetworkHash);
+    internal sealed record MainBlock(
+        ColumnSettings Columns, int InferenceBatchSize, BatchNormInferenceMode Mode, long NetworkLength, byte[] NetworkHash, bool TestTimeFlipAveraging);
 
     /// <summary>Reads and verifies the main block.</summary>
     /// <exception cref="InvalidDataException">Newer or unknown format, truncated, or checksum mismatch.</exception>
@@ -174,6 +183,7 @@ internal static class BatchNormCnnModelFormat
             var mode = (BatchNormInferenceMode)r.ReadInt32();
             long networkLength = r.ReadInt64();
             var networkHash = r.ReadBytes(32);
+            bool flip = version >= 3 && ReadFlag(r);
             if (networkHash.Length != 32 || r.BaseStream.Position != main.Length)
                 throw new InvalidDataException("The BatchNormCnn model's main block has an unexpected layout.");
             if (!Enum.IsDefined(mode))
@@ -182,7 +192,9 @@ internal static class BatchNormCnnModelFormat
                 throw new InvalidDataException("The BatchNormCnn model's main block has out-of-range values.");
             if (networkLength <= 0 || networkLength > MaxNetworkStream)
                 throw new InvalidDataException($"The BatchNormCnn model's network length {networkLength} is invalid.");
-            return new MainBlock(columns, batch, mode, networkLength, networkHash);
+            if (flip && columns.ImageWidth < 2)
+                throw new InvalidDataException($"The BatchNormCnn model enables test-time flip averaging for {columns.ImageChannels}×{columns.ImageHeight}×{columns.ImageWidth} input, which is not an image.");
+            return new MainBlock(columns, batch, mode, networkLength, networkHash, flip);
         }
         catch (EndOfStreamException e)
         {
@@ -224,7 +236,7 @@ internal static class BatchNormCnnModelFormat
                 throw new InvalidDataException($"The BatchNormCnn model's stream {NetworkStreamName} has {bytes.Length - r.BaseStream.Position} unexpected trailing bytes.");
             if (main.Columns.ImageChannels != arch.InputChannels || main.Columns.ImageHeight != arch.InputHeight || main.Columns.ImageWidth != arch.InputWidth)
                 throw new InvalidDataException("The BatchNormCnn model's image shape differs from its network's input shape.");
-            return new BatchNormCnnModelContent(main.Columns, main.InferenceBatchSize, main.Mode, arch, mean, std, labels, history, tensors);
+            return new BatchNormCnnModelContent(main.Columns, main.InferenceBatchSize, main.Mode, main.TestTimeFlipAveraging, arch, mean, std, labels, history, tensors);
         }
         catch (EndOfStreamException e)
         {
@@ -386,6 +398,13 @@ internal static class BatchNormCnnModelFormat
             throw new InvalidDataException($"The BatchNormCnn model's {what} is truncated ({bytes.Length} of {count} bytes).");
         return bytes;
     }
+
+    private static bool ReadFlag(BinaryReader r) => r.ReadByte() switch
+    {
+        0 => false,
+        1 => true,
+        var b => throw new InvalidDataException($"The BatchNormCnn model's test-time flip averaging flag is {b}; expected 0 or 1."),
+    };
 
     private static string? NullIfEmpty(string s) => s.Length == 0 ? null : s;
 }

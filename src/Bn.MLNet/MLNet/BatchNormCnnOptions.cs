@@ -213,6 +213,17 @@ public sealed class BatchNormCnnOptions
     /// <summary>Rows per forward pass when <c>Transform</c>'s cursors score. Default 256.</summary>
     public int InferenceBatchSize { get; set; } = 256;
 
+    /// <summary>
+    /// Test-time flip averaging: when true, the transformer scores each image as the mean of the softmax probabilities of
+    /// the image and of its horizontal mirror (the width axis reversed), and <c>PredictedLabel</c> follows the averaged
+    /// probabilities; the embedding column stays the un-flipped image's. Use it for images whose mirror shows the same
+    /// class (clothing, natural photos; not digits or text), typically together with <see cref="HorizontalFlip"/> in
+    /// training. Scoring costs about twice as much (twice the rows per forward pass). Needs image input (width at least
+    /// 2). Saved with the model; <c>BatchNormCnnTransformer.WithTestTimeFlipAveraging</c> switches it on a trained model.
+    /// Default <see langword="false"/>.
+    /// </summary>
+    public bool TestTimeFlipAveraging { get; set; }
+
     /// <summary>A copy (the validation data, progress receiver and token are shared, not copied).</summary>
     public BatchNormCnnOptions Clone()
     {
@@ -303,6 +314,8 @@ public sealed class BatchNormCnnOptions
             nameof(InferenceMode), $"Folded needs Normalization = Batch, BatchNative, BatchRenorm or None (was {Normalization}, whose statistics depend on each input)");
         BatchRenormSchedule.Validate(BatchRenormRMax, BatchRenormDMax, BatchRenormWarmupSteps,
             nameof(BatchRenormRMax), nameof(BatchRenormDMax), nameof(BatchRenormWarmupSteps), "BatchNormCnnOptions.");
+        Require(!TestTimeFlipAveraging || ImageWidth >= 2, nameof(TestTimeFlipAveraging),
+            $"needs image input whose width is at least 2 (mirroring reverses the width axis); the input is {ImageChannels}×{ImageHeight}×{ImageWidth}");
         Require(EarlyStoppingPatience is null || ValidationData is not null, nameof(EarlyStoppingPatience), "needs ValidationData");
         Require(RandomCropPadding == 0 || RandomCropPadding < Math.Min(ImageHeight, ImageWidth), nameof(RandomCropPadding),
             $"must be smaller than the image ({ImageHeight}×{ImageWidth}); set 0 when the features are not an image (was {RandomCropPadding})");

@@ -33,13 +33,17 @@ public sealed partial class BatchNormCnnTransformer
     /// Then Flatten and, for each hidden layer, Gemm → normalization → activation (dropout is the identity at inference).</description></item>
     /// <item><description>Output <see cref="ScoreColumnName"/>: float32 [N, K], Softmax of the logits: the same probabilities
     /// as <see cref="Transform"/>'s score column.</description></item>
+    /// <item><description>With <see cref="TestTimeFlipAveraging"/>: after the standardization, Slice (step −1 on the width
+    /// axis) mirrors the images and Concat stacks images and mirrors (2N rows) for one pass through the layers; the score is
+    /// ReduceMean of the two halves' Softmax, the embedding the first half's, and the predicted index the ArgMax of the
+    /// averaged score, as in <see cref="Transform"/>.</description></item>
     /// <item><description>Output <see cref="EmbeddingColumnName"/> (only when set): float32 [N, E], the last hidden layer's
     /// activations.</description></item>
     /// <item><description>Output <see cref="OnnxPredictedIndexName"/>: int64 [N], ArgMax of the logits, the 0-based index into
     /// <see cref="ClassNames"/> (ML.NET's PredictedLabel key is this index + 1).</description></item>
     /// <item><description>metadata_props: <c>bn.mlnet.class_names</c> (JSON array of <see cref="ClassNames"/>),
     /// <c>bn.mlnet.architecture</c> (the <see cref="Networks.NetworkArchitecture"/> JSON), <c>bn.mlnet.inference_mode</c>,
-    /// <c>bn.mlnet.input_shape</c> ("C,H,W") and the column names (<c>bn.mlnet.feature_column</c>,
+    /// <c>bn.mlnet.input_shape</c> ("C,H,W"), <c>bn.mlnet.test_time_flip_averaging</c> ("true" or "false") and the column names (<c>bn.mlnet.feature_column</c>,
     /// <c>bn.mlnet.score_column</c>, <c>bn.mlnet.embedding_column</c>, <c>bn.mlnet.predicted_index_column</c>).</description></item>
     /// </list>
     /// <para>The stream receives the whole model in one write once it is complete; it is left open.</para>
@@ -111,13 +115,14 @@ public sealed partial class BatchNormCnnTransformer
             new("bn.mlnet.feature_column", FeatureColumnName),
             new("bn.mlnet.score_column", ScoreColumnName),
             new("bn.mlnet.predicted_index_column", OnnxPredictedIndexName),
+            new("bn.mlnet.test_time_flip_averaging", TestTimeFlipAveraging ? "true" : "false"),
         };
         if (EmbeddingColumnName is not null)
         {
             metadata.Add(new("bn.mlnet.embedding_column", EmbeddingColumnName));
         }
 
-        var settings = new OnnxExportSettings(FeatureColumnName, ScoreColumnName, EmbeddingColumnName, OnnxPredictedIndexName, metadata);
+        var settings = new OnnxExportSettings(FeatureColumnName, ScoreColumnName, EmbeddingColumnName, OnnxPredictedIndexName, metadata, TestTimeFlipAveraging);
         return NetworkOnnxExporter.Export(_scoringNetwork, settings);
     }
 

@@ -20,6 +20,9 @@ namespace Bn.MLNet;
 /// scorers give), and its embedding may hold NaN; the other rows of the same forward pass are unaffected (eval mode has
 /// no batch statistics). Filter or replace such values first (<c>FilterRowsByMissingValues</c>,
 /// <c>ReplaceMissingValues</c>) when that matters. Scoring does not change libtorch's thread count.</para>
+/// <para>With <see cref="TestTimeFlipAveraging"/> on, every scoring path (cursors and prediction engines) scores each
+/// row as the mean of the softmax probabilities of the image and of its horizontal mirror, in one forward pass over both;
+/// <c>PredictedLabel</c> follows the averaged probabilities and the embedding is the un-flipped image's.</para>
 /// <para>Thread safety: one transformer may serve several cursors and prediction engines on several threads at once;
 /// the network is only read.</para>
 /// <para>Save and load with <c>mlContext.Model.Save</c>/<c>Load</c>. A process that loads a model without having used
@@ -46,8 +49,11 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
         BatchNormCnnNetwork network,
         TrainingHistory? history,
         BatchNormInferenceMode mode,
-        int inferenceBatchSize)
+        int inferenceBatchSize,
+        bool testTimeFlipAveraging)
     {
+        if (testTimeFlipAveraging)
+            FlipAveraging.RequireImage(columns.ImageChannels, columns.ImageHeight, columns.ImageWidth, "BatchNormCnnOptions." + nameof(BatchNormCnnOptions.TestTimeFlipAveraging));
         _columns = columns;
         _labels = labels;
         _network = network;
@@ -57,7 +63,8 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
         TrainingHistory = history;
         InferenceMode = mode;
         InferenceBatchSize = inferenceBatchSize;
-        _scorer = new NetworkScorer(_scoringNetwork, columns.FeatureLength, labels.Count);
+        TestTimeFlipAveraging = testTimeFlipAveraging;
+        _scorer = new NetworkScorer(_scoringNetwork, columns.FeatureLength, labels.Count, testTimeFlipAveraging);
     }
 
     /// <summary>The trained network, in eval mode (not folded, also when <see cref="InferenceMode"/> is <see cref="BatchNormInferenceMode.Folded"/>).</summary>
@@ -74,6 +81,13 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
 
     /// <summary>Rows per forward pass in <see cref="Transform"/>'s cursors.</summary>
     public int InferenceBatchSize { get; }
+
+    /// <summary>
+    /// Whether each image is scored as the mean of the softmax probabilities of the image and of its horizontal mirror
+    /// (see <see cref="BatchNormCnnOptions.TestTimeFlipAveraging"/>); saved with the model. Use
+    /// <see cref="WithTestTimeFlipAveraging"/> to compare both settings on one trained model.
+    /// </summary>
+    public bool TestTimeFlipAveraging { get; }
 
     /// <summary>The class names (the label's key values as text, or "0", "1", … when it had none), by class index.</summary>
     public IReadOnlyList<string> ClassNames => _labels.Names;
@@ -149,7 +163,7 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
         if (SaveTensorEditor is not null)
             tensors = SaveTensorEditor(tensors);
         return new BatchNormCnnModelContent(
-            _columns, InferenceBatchSize, InferenceMode, _network.Architecture, _network.InputMean, _network.InputStd,
+            _columns, InferenceBatchSize, InferenceMode, TestTimeFlipAveraging, _network.Architecture, _network.InputMean, _network.InputStd,
             _labels, TrainingHistory, tensors);
     }
 
@@ -174,11 +188,12 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
             if (!mean.SequenceEqual(content.InputMean) || !std.SequenceEqual(content.InputStd))
                 throw new InvalidDataException("The BatchNormCnn model's input standardization differs from the network's buffers.");
             var transformer = new BatchNormCnnTransformer(
-                content.Columns, content.Labels, network, content.History, content.InferenceMode, content.InferenceBatchSize);
+                content.Columns, content.Labels, network, content.History, content.InferenceMode, content.InferenceBatchSize,
+                content.TestTimeFlipAveraging);
             var host = env.Register(nameof(BatchNormCnnTransformer));
             using (var ch = host.Start("Load"))
             {
-                ch.Info(MessageSensitivity.None, "{0}", $"Loaded BatchNormCnn model: {content.Architecture.ToJson()}, {content.Labels.Count} classes, inference mode {content.InferenceMode}.");
+                ch.Info(MessageSensitivity.None, "{0}", $"Loaded BatchNormCnn model: {content.Architecture.ToJson()}, {content.Labels.Count} classes, inference mode {content.InferenceMode}, test-time flip averaging {(content.TestTimeFlipAveraging ? "on" : "off")}.");
             }
 
             return transformer;
@@ -198,8 +213,8 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
     /// <param name="mlContext">The context the transformer is used with (ML.NET's convention for creating components).</param>
     /// <param name="network">The trained network; its architecture gives the image shape and the class count.</param>
     /// <param name="classNames">One name per class, in class order: the key values of <c>PredictedLabel</c> and the slot names of <c>Score</c>.</param>
-    /// <param name="options">Column names, <see cref="BatchNormCnnOptions.InferenceMode"/> and
-    /// <see cref="BatchNormCnnOptions.InferenceBatchSize"/> (its image shape and training settings are not used). Default: the defaults.</param>
+    /// <param name="options">Column names, <see cref="BatchNormCnnOptions.InferenceMode"/>,
+    /// <see cref="BatchNormCnnOptions.InferenceBatchSize"/> and <see cref="BatchNormCnnOptions.TestTimeFlipAveraging"/> (its image shape and training settings are not used). Default: the defaults.</param>
     /// <param name="history">What happened during training, saved with the model. Default null.</param>
     /// <exception cref="ArgumentException">The class names do not match the network's class count, or an option is invalid;
     /// <see cref="BatchNormInferenceMode.PopulationStatistics"/> is refused (call <c>PopulationStatistics.Recompute</c> on the network first).</exception>
@@ -236,7 +251,32 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
         {
             BatchNormCnnModelFormat.ImportStateDict(copy, BatchNormCnnModelFormat.ExportStateDict(network));
             return new BatchNormCnnTransformer(ColumnSettings.From(o),
-                ClassLabels.FromNames(classNames), copy, history, o.InferenceMode, o.InferenceBatchSize);
+                ClassLabels.FromNames(classNames), copy, history, o.InferenceMode, o.InferenceBatchSize, o.TestTimeFlipAveraging);
+        }
+        catch
+        {
+            copy.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A new transformer with the same weights, columns, classes, history, inference mode and batch size, and
+    /// <see cref="TestTimeFlipAveraging"/> set to <paramref name="enabled"/>: compares scoring with and without flip
+    /// averaging on one trained model without retraining. The copy holds its own clone of the weights, so either
+    /// transformer may be disposed without affecting the other; the caller owns (and disposes) the copy.
+    /// </summary>
+    /// <param name="enabled">Whether the copy averages each image's probabilities with its mirror's.</param>
+    /// <exception cref="ObjectDisposedException">This transformer was disposed.</exception>
+    /// <exception cref="ArgumentException"><paramref name="enabled"/> is true and the input is not an image (width below 2).</exception>
+    public BatchNormCnnTransformer WithTestTimeFlipAveraging(bool enabled)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var copy = new BatchNormCnnNetwork(_network.Architecture);
+        try
+        {
+            BatchNormCnnModelFormat.ImportStateDict(copy, BatchNormCnnModelFormat.ExportStateDict(_network));
+            return new BatchNormCnnTransformer(_columns, _labels, copy, TrainingHistory, InferenceMode, InferenceBatchSize, enabled);
         }
         catch
         {

@@ -8,16 +8,20 @@ namespace Bn.MLNet;
 /// Runs the eval-mode network on batches of rows under no_grad and copies softmax probabilities (and optionally the
 /// embedding) into managed buffers; every tensor is disposed before returning. Safe to call from several threads:
 /// the network is only read (eval mode is set once, before any call), and libtorch's grad mode and TorchSharp's
-/// dispose scopes are per thread.
+/// dispose scopes are per thread. With test-time flip averaging the probabilities are those of
+/// <see cref="FlipAveraging"/> (one forward pass over the rows and their mirrors) and the embedding is the un-flipped
+/// rows' embedding.
 /// </summary>
 internal sealed class NetworkScorer
 {
     private readonly BatchNormCnnNetwork _network;
+    private readonly bool _flipAveraging;
     private volatile bool _disposed;
 
-    public NetworkScorer(BatchNormCnnNetwork network, int featureLength, int classCount)
+    public NetworkScorer(BatchNormCnnNetwork network, int featureLength, int classCount, bool flipAveraging)
     {
         _network = network;
+        _flipAveraging = flipAveraging;
         FeatureLength = featureLength;
         ClassCount = classCount;
         EmbeddingSize = network.EmbeddingSize;
@@ -40,22 +44,25 @@ internal sealed class NetworkScorer
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         Tensor x = torch.tensor(features.AsMemory(0, rows * FeatureLength), [rows, (long)FeatureLength]);
+        // Flip averaging scores the rows and their mirrors (2N rows) in the same pass; the embedding alone needs no mirrors.
+        Tensor input = _flipAveraging && probabilities is not null ? FlipAveraging.WithMirrors(x, _network.Architecture) : x;
         // One pass through the network when both outputs are wanted.
         var (logits, embedded) = (probabilities, embedding) switch
         {
-            (not null, not null) => _network.EvalLogitsAndEmbedding(x),
-            (not null, null) => (_network.forward(x), null),
-            _ => ((Tensor?)null, _network.Embed(x)),
+            (not null, not null) => _network.EvalLogitsAndEmbedding(input),
+            (not null, null) => (_network.forward(input), null),
+            _ => ((Tensor?)null, _network.Embed(input)),
         };
         if (probabilities is not null)
         {
-            Tensor p = torch.nn.functional.softmax(logits!, 1);
+            Tensor p = _flipAveraging ? FlipAveraging.AverageProbabilities(logits!) : torch.nn.functional.softmax(logits!, 1);
             p.data<float>().CopyTo(probabilities.AsSpan(0, rows * ClassCount), 0, 0);
         }
 
         if (embedding is not null)
         {
-            Tensor e = embedded!.contiguous();
+            // The first N rows: the un-flipped images' embedding.
+            Tensor e = embedded!.narrow(0, 0, rows).contiguous();
             e.data<float>().CopyTo(embedding.AsSpan(0, rows * EmbeddingSize), 0, 0);
         }
     }

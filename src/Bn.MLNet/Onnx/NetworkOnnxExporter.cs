@@ -35,6 +35,10 @@ internal static class NetworkOnnxExporter
         long[] channelDims = { 1, a.InputChannels, 1, 1 };
         x = graph.Node("Sub", new[] { x, graph.Constant("input_mean", channelDims, network.InputMean) }, "input_centered");
         x = graph.Node("Div", new[] { x, graph.Constant("input_std", channelDims, network.InputStd) }, "input_standardized");
+        if (settings.FlipAveraging)
+        {
+            x = WithMirrors(graph, x);
+        }
 
         Dictionary<string, Module> children = network.named_children().ToDictionary(c => c.name, c => (Module)c.module);
         x = ExportList(graph, children["features"], "features", x, rank: 4, a);
@@ -42,14 +46,27 @@ internal static class NetworkOnnxExporter
         string embedding = ExportList(graph, children["classifier"], "classifier", x, rank: 2, a);
         if (settings.EmbeddingName is { } embeddingName)
         {
-            embedding = graph.Node("Identity", new[] { embedding }, embeddingName);
+            string own = settings.FlipAveraging ? FirstHalf(graph, embedding, "embedding", network.EmbeddingSize) : embedding;
+            graph.Node("Identity", new[] { own }, embeddingName);
             graph.Output(embeddingName, OnnxGraph.Float32, Batch, network.EmbeddingSize);
         }
 
         string logits = Gemm(graph, children["logits"], "logits", embedding);
-        graph.Node("Softmax", new[] { logits }, settings.ScoreName, Int("axis", 1));
+        string scoreSource = logits;
+        if (settings.FlipAveraging)
+        {
+            string probabilities = graph.Node("Softmax", new[] { logits }, "flip/probabilities", Int("axis", 1));
+            string paired = graph.Node("Reshape", new[] { probabilities, graph.Int64Constant("flip/pair_shape", new long[] { 2, -1, a.ClassCount }) }, "flip/paired");
+            graph.Node("ReduceMean", new[] { paired }, settings.ScoreName, Ints("axes", 0), Int("keepdims", 0));
+            scoreSource = settings.ScoreName;
+        }
+        else
+        {
+            graph.Node("Softmax", new[] { logits }, settings.ScoreName, Int("axis", 1));
+        }
+
         graph.Output(settings.ScoreName, OnnxGraph.Float32, Batch, a.ClassCount);
-        graph.Node("ArgMax", new[] { logits }, settings.PredictedIndexName, Int("axis", 1), Int("keepdims", 0));
+        graph.Node("ArgMax", new[] { scoreSource }, settings.PredictedIndexName, Int("axis", 1), Int("keepdims", 0));
         graph.Output(settings.PredictedIndexName, OnnxGraph.Int64Type, Batch);
 
         foreach ((string key, string value) in settings.Metadata)
@@ -59,6 +76,32 @@ internal static class NetworkOnnxExporter
 
         string version = typeof(NetworkOnnxExporter).Assembly.GetName().Version?.ToString() ?? "0";
         return graph.ToModel("BatchNormCnnNetwork", version, $"Bn.MLNet BatchNormCnnNetwork: {a.ToJson()}");
+    }
+
+    /// <summary>
+    /// Test-time flip averaging: the N×C×H×W images followed by their horizontal mirrors (Slice with step −1 on the width
+    /// axis), 2N×C×H×W, so the network runs once over both.
+    /// </summary>
+    private static string WithMirrors(OnnxGraph graph, string x)
+    {
+        string[] sliceInputs =
+        {
+            x,
+            graph.Int64Constant("flip/starts", new long[] { -1 }),
+            graph.Int64Constant("flip/ends", new long[] { long.MinValue }),
+            graph.Int64Constant("flip/axes", new long[] { 3 }),
+            graph.Int64Constant("flip/steps", new long[] { -1 }),
+        };
+        string mirrored = graph.Node("Slice", sliceInputs, "flip/mirrored");
+        return graph.Node("Concat", new[] { x, mirrored }, "flip/images_and_mirrors", Int("axis", 0));
+    }
+
+    /// <summary>The first N rows (the un-flipped images) of a 2N×<paramref name="width"/> value laid out as <see cref="WithMirrors"/> builds it.</summary>
+    private static string FirstHalf(OnnxGraph graph, string x, string name, long width)
+    {
+        string paired = graph.Node("Reshape", new[] { x, graph.Int64Constant($"flip/{name}_pair_shape", new long[] { 2, -1, width }) }, $"flip/{name}_paired");
+        string first = graph.Node("Gather", new[] { paired, graph.Int64Constant($"flip/{name}_first_index", new long[] { 0 }) }, $"flip/{name}_first", Int("axis", 0));
+        return graph.Node("Reshape", new[] { first, graph.Int64Constant($"flip/{name}_rows_shape", new long[] { -1, width }) }, $"flip/{name}_first_half");
     }
 
     private static string ExportList(OnnxGraph graph, Module list, string prefix, string x, int rank, NetworkArchitecture a)

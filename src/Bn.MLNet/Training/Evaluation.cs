@@ -1,4 +1,5 @@
 using Bn.MLNet.Data;
+using Bn.MLNet.Networks;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -11,13 +12,24 @@ public static class Evaluation
     /// Mean cross-entropy and accuracy of <paramref name="network"/> (which maps N×features to N×classes logits) over one
     /// unshuffled pass of <paramref name="source"/>. The network is put in eval mode and its previous mode restored after.
     /// </summary>
-    /// <exception cref="ArgumentException">The source is empty.</exception>
+    /// <param name="network">The network.</param>
+    /// <param name="source">The rows to evaluate.</param>
+    /// <param name="batchSize">Rows per forward pass. Default 256.</param>
+    /// <param name="cancellationToken">Cancels the evaluation.</param>
+    /// <param name="testTimeFlipAveraging">Score each image as the mean of the softmax probabilities of the image and of its
+    /// horizontal mirror, as <c>BatchNormCnnOptions.TestTimeFlipAveraging</c> does in the transformer; the loss is then the
+    /// negative log of the averaged probability of the true class. Needs a <see cref="BatchNormCnnNetwork"/> with image
+    /// input (width at least 2); costs twice the forward passes. Default <see langword="false"/>.</param>
+    /// <exception cref="ArgumentException">The source is empty, or flip averaging was asked for a network that is not a
+    /// <see cref="BatchNormCnnNetwork"/> with image input.</exception>
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
-    public static EvaluationResult Evaluate(nn.Module<Tensor, Tensor> network, IBatchSource source, int batchSize = 256, CancellationToken cancellationToken = default)
+    public static EvaluationResult Evaluate(
+        nn.Module<Tensor, Tensor> network, IBatchSource source, int batchSize = 256, CancellationToken cancellationToken = default, bool testTimeFlipAveraging = false)
     {
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(source);
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
+        NetworkArchitecture? flipShape = testTimeFlipAveraging ? FlipArchitecture(network) : null;
 
         bool wasTraining = network.training;
         network.eval();
@@ -49,9 +61,9 @@ public static class Evaluation
                 using DisposeScope scope = torch.NewDisposeScope();
                 Tensor x = torch.tensor(batch.Features, new long[] { n, batch.FeatureLength });
                 Tensor y = torch.tensor(labels, new long[] { n });
-                Tensor logits = network.call(x);
-                lossSum += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>();
-                correct += logits.argmax(1).eq(y).sum().item<long>();
+                (double loss, long right) = ScoreBatch(network, x, y, flipShape);
+                lossSum += loss;
+                correct += right;
                 count += n;
             }
         }
@@ -66,5 +78,36 @@ public static class Evaluation
         }
 
         return new EvaluationResult(lossSum / count, (double)correct / count, count);
+    }
+
+    /// <summary>
+    /// Summed loss and correct count of one batch: cross-entropy of the logits, or with <paramref name="flipShape"/> the
+    /// negative log of the flip-averaged probability of the true class.
+    /// </summary>
+    private static (double Loss, long Correct) ScoreBatch(nn.Module<Tensor, Tensor> network, Tensor x, Tensor y, NetworkArchitecture? flipShape)
+    {
+        if (flipShape is null)
+        {
+            Tensor logits = network.call(x);
+            return (nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>(), logits.argmax(1).eq(y).sum().item<long>());
+        }
+
+        Tensor p = FlipAveraging.AverageProbabilities(network.call(FlipAveraging.WithMirrors(x, flipShape)));
+        return (nn.functional.nll_loss(p.log(), y, reduction: nn.Reduction.Sum).item<float>(), p.argmax(1).eq(y).sum().item<long>());
+    }
+
+    /// <summary>The architecture whose image shape flip averaging mirrors; rejects networks it cannot mirror.</summary>
+    private static NetworkArchitecture FlipArchitecture(nn.Module<Tensor, Tensor> network)
+    {
+        if (network is not BatchNormCnnNetwork cnn)
+        {
+            throw new ArgumentException(
+                $"Evaluate's testTimeFlipAveraging needs a BatchNormCnnNetwork (whose architecture gives the image shape); got {network.GetType().Name}.",
+                nameof(network));
+        }
+
+        NetworkArchitecture a = cnn.Architecture;
+        FlipAveraging.RequireImage(a.InputChannels, a.InputHeight, a.InputWidth, "testTimeFlipAveraging");
+        return a;
     }
 }

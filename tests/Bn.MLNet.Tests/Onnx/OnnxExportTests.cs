@@ -41,6 +41,8 @@ public class OnnxExportTests
             o.GroupCount = 2;
             o.EmbeddingColumnName = "Embedding";
         },
+        ["Batch-FlipAveraging-Embedding"] = o => { o.TestTimeFlipAveraging = true; o.EmbeddingColumnName = "Embedding"; },
+        ["Batch-Folded-FlipAveraging"] = o => { o.InferenceMode = BatchNormInferenceMode.Folded; o.TestTimeFlipAveraging = true; },
         ["Layer-Tanh-NoPool"] = o =>
         {
             o.ConvStages = [new ConvStage(4, 1, false)];
@@ -106,6 +108,7 @@ public class OnnxExportTests
         Assert.Equal(model.Architecture.ToJson(), metadata["bn.mlnet.architecture"]);
         Assert.Equal("RunningAverages", metadata["bn.mlnet.inference_mode"]);
         Assert.Equal("1,28,28", metadata["bn.mlnet.input_shape"]);
+        Assert.Equal("false", metadata["bn.mlnet.test_time_flip_averaging"]);
         Assert.Equal("Bn.MLNet", session.ModelMetadata.ProducerName);
         model.Dispose();
     }

@@ -92,6 +92,18 @@ public class SamplesCommandTests
             Assert.True(m.MicroAccuracy > 0.3, $"accuracy {m.MicroAccuracy}");
 
             Assert.Equal(0, ModelCommands.Evaluate(model, null, 200));
+
+            // Test-time flip averaging: the train command's figure is what the zip gives with the option switched on.
+            double flipMeasured = System.Text.Json.JsonDocument.Parse(File.ReadAllText(metrics)).RootElement.GetProperty("testAccuracyFlipAveraged").GetDouble();
+            var bn = ModelCommands.Find(loaded)!;
+            using (var flipped = bn.WithTestTimeFlipAveraging(true))
+            {
+                var chain = new TransformerChain<ITransformer>(((IEnumerable<ITransformer>)loaded).Select(t => ReferenceEquals(t, bn) ? flipped : t).ToArray());
+                var f = ml.MulticlassClassification.Evaluate(chain.Transform(SampleData.Load(ml, FashionMnistSplit.Test, null, 200)));
+                Assert.Equal(flipMeasured, f.MicroAccuracy, 6);
+            }
+
+            Assert.Equal(0, ModelCommands.Evaluate(model, null, 200, flipAverage: true));
             IdxLabeledImages test = FashionMnist.Read(null, FashionMnistSplit.Test, 1);
             string png = Path.Combine(dir, "test-0.png");
             ImageInput.SaveGreyPng(png, test.Images.GetImage(0).ToArray().Select(b => (float)b).ToArray(), 28, 28);
