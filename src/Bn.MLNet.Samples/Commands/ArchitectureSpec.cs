@@ -59,12 +59,14 @@ internal static class ArchitectureSpec
     }
 
     /// <summary>The inverse of the parsers, for display.</summary>
-    public static string Format(NetworkArchitecture a)
-    {
-        string stages = a.ConvStages.Count == 0
-            ? "none"
-            : string.Join(",", a.ConvStages.Select(s => $"{s.Channels}x{s.Repeats}{(s.MaxPool ? string.Empty : ":nopool")}"));
-        string hidden = a.HiddenLayers.Length == 0 ? "none" : string.Join(",", a.HiddenLayers);
-        return $"conv {stages} | hidden {hidden} | {a.Normalization} | {a.Activation} | dropout {a.Dropout.ToString(CultureInfo.InvariantCulture)}";
-    }
+    public static string Format(NetworkArchitecture a) =>
+        $"conv {FormatStages(a.ConvStages)} | hidden {FormatHidden(a.HiddenLayers)} | {a.Normalization} | {a.Activation} | dropout {a.Dropout.ToString(CultureInfo.InvariantCulture)}";
+
+    /// <summary>The inverse of <see cref="ParseStages"/>: "32x2,64x2", or "none".</summary>
+    public static string FormatStages(IReadOnlyCollection<ConvStage> stages) => stages.Count == 0
+        ? "none"
+        : string.Join(",", stages.Select(s => $"{s.Channels}x{s.Repeats}{(s.MaxPool ? string.Empty : ":nopool")}"));
+
+    /// <summary>The inverse of <see cref="ParseHidden"/>: "256", or "none".</summary>
+    public static string FormatHidden(int[] widths) => widths.Length == 0 ? "none" : string.Join(",", widths);
 }

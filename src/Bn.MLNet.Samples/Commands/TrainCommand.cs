@@ -48,14 +48,14 @@ internal static class TrainCommand
     {
         Description = "Convolution stages: CHANNELSxREPEATS per stage, comma-separated, each ending with 2x2 max-pooling unless suffixed ':nopool'; 'none' for an MLP.",
         HelpName = "STAGES",
-        DefaultValueFactory = _ => "32x2,64x2",
+        DefaultValueFactory = _ => ArchitectureSpec.FormatStages(NetworkArchitecture.Default().ConvStages),
     };
 
     private static readonly Option<string> HiddenOption = new("--hidden")
     {
         Description = "Hidden fully-connected widths, comma-separated, or 'none'.",
         HelpName = "WIDTHS",
-        DefaultValueFactory = _ => "256",
+        DefaultValueFactory = _ => ArchitectureSpec.FormatHidden(NetworkArchitecture.Default().HiddenLayers),
     };
 
     private static readonly Option<double> DropoutOption = new("--dropout")
@@ -128,11 +128,13 @@ internal static class TrainCommand
         DefaultValueFactory = _ => Defaults.LabelSmoothing,
     };
 
-    private static readonly Option<int> EpochsOption = new("--epochs", "-e")
+    private static readonly Option<int?> EpochsOption = new("--epochs", "-e")
     {
-        Description = "Passes over the training data.",
-        DefaultValueFactory = _ => Defaults.Epochs,
+        Description = $"Passes over the training data. Default {Defaults.Epochs}; with --time-budget, as many as the budget allows (at most {EpochsUnderTimeBudget}).",
     };
+
+    /// <summary>The epoch cap when --time-budget is given without --epochs: high enough that the budget ends training.</summary>
+    private const int EpochsUnderTimeBudget = 1000;
 
     private static readonly Option<long?> MaxStepsOption = new("--max-steps")
     {
@@ -344,7 +346,7 @@ internal static class TrainCommand
     {
         var options = new TrainerOptions
         {
-            Epochs = p.GetValue(EpochsOption),
+            Epochs = p.GetValue(EpochsOption) ?? (p.GetValue(TimeBudgetOption) is null ? Defaults.Epochs : EpochsUnderTimeBudget),
             MaxSteps = p.GetValue(MaxStepsOption),
             TimeBudgetSeconds = p.GetValue(TimeBudgetOption),
             BatchSize = p.GetValue(BatchSizeOption),
