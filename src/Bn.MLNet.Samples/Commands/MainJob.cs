@@ -18,7 +18,7 @@ internal static class MainJob
     internal static readonly Option<int> EpochsOption = new("--epochs")
     {
         Description = "Training epochs of the main job (more is slower and better).",
-        DefaultValueFactory = _ => 2,
+        DefaultValueFactory = _ => 3,
     };
 
     internal static readonly Option<int?> TrainLimitOption = SharedOptions.TrainLimit();

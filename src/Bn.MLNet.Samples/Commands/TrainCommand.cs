@@ -134,7 +134,11 @@ internal static class TrainCommand
     };
 
     /// <summary>The epoch cap when --time-budget is given without --epochs: high enough that the budget ends training.</summary>
-    private const int EpochsUnderTimeBudget = 1000;
+    internal const int EpochsUnderTimeBudget = 1000;
+
+    /// <summary>--epochs when given; otherwise the library's default, or <see cref="EpochsUnderTimeBudget"/> under a time budget.</summary>
+    internal static int EffectiveEpochs(int? epochs, double? timeBudgetSeconds) =>
+        epochs ?? (timeBudgetSeconds is null ? Defaults.Epochs : EpochsUnderTimeBudget);
 
     private static readonly Option<long?> MaxStepsOption = new("--max-steps")
     {
@@ -346,7 +350,7 @@ internal static class TrainCommand
     {
         var options = new TrainerOptions
         {
-            Epochs = p.GetValue(EpochsOption) ?? (p.GetValue(TimeBudgetOption) is null ? Defaults.Epochs : EpochsUnderTimeBudget),
+            Epochs = EffectiveEpochs(p.GetValue(EpochsOption), p.GetValue(TimeBudgetOption)),
             MaxSteps = p.GetValue(MaxStepsOption),
             TimeBudgetSeconds = p.GetValue(TimeBudgetOption),
             BatchSize = p.GetValue(BatchSizeOption),

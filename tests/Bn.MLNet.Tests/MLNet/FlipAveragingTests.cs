@@ -202,16 +202,4 @@ public class FlipAveragingTests
 
         return m;
     }
-
-    private static int ArgMax(float[] v)
-    {
-        int best = 0;
-        for (int i = 1; i < v.Length; i++)
-        {
-            if (v[i] > v[best])
-                best = i;
-        }
-
-        return best;
-    }
 }

@@ -113,6 +113,21 @@ internal static class MLNetTestData
                 Directory.Delete(Path, recursive: true);
         }
     }
+
+    /// <summary>Index of the first largest value.</summary>
+    public static int ArgMax(float[] v)
+    {
+        int best = 0;
+        for (int i = 1; i < v.Length; i++)
+        {
+            if (v[i] > v[best])
+            {
+                best = i;
+            }
+        }
+
+        return best;
+    }
 }
 
 internal sealed record TrainedPipeline(MLContext Context, IDataView Train, IDataView Test, ITransformer Model);

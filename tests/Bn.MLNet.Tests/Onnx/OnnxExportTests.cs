@@ -231,18 +231,6 @@ public class OnnxExportTests
             byName[model.OnnxPredictedIndexName].GetTensorDataAsSpan<long>().ToArray());
     }
 
-    private static int ArgMax(float[] v)
-    {
-        int best = 0;
-        for (int i = 1; i < v.Length; i++)
-        {
-            if (v[i] > v[best])
-                best = i;
-        }
-
-        return best;
-    }
-
     private sealed class FailingStream : MemoryStream
     {
         public override void Write(ReadOnlySpan<byte> buffer) => throw new IOException("disk full");

@@ -125,7 +125,10 @@ public class SamplesCliTests
         Assert.Equal(defaults.RandomCropPadding, Value("--crop-padding"));
         Assert.Equal(defaults.RandomErasingProbability, Value("--erasing"));
         Assert.Equal(defaults.WeightAveragingDecay, Value("--ema"));
-        Assert.Equal(defaults.Epochs, Value("--epochs"));
+        Assert.Null(Value("--epochs"));
+        Assert.Equal(defaults.Epochs, TrainCommand.EffectiveEpochs(null, null));
+        Assert.Equal(TrainCommand.EpochsUnderTimeBudget, TrainCommand.EffectiveEpochs(null, 870));
+        Assert.Equal(3, TrainCommand.EffectiveEpochs(3, 870));
         Assert.Equal(defaults.BatchSize, Value("--batch-size"));
         Assert.Equal(defaults.LearningRate, Value("--lr"));
         Assert.Equal(defaults.WeightDecay, Value("--weight-decay"));
