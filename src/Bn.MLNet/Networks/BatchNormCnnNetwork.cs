@@ -335,7 +335,7 @@ public sealed class BatchNormCnnNetwork : Module<Tensor, Tensor>
                 record.Add(Percentiles(_probed[probe++].Name, x, maxSample));
             }
 
-            x = Next(x, _features[i].call(x), input, freeEarly);
+            x = Next(x, CallFeature(i, x), input, freeEarly);
         }
 
         x = x.flatten(1);
@@ -360,6 +360,22 @@ public sealed class BatchNormCnnNetwork : Module<Tensor, Tensor>
         }
 
         return x.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Feature layer <paramref name="i"/> on <paramref name="x"/>: a training-mode convolution in bfloat16 when the architecture asks for it.</summary>
+    private Tensor CallFeature(int i, Tensor x)
+    {
+        if (!training || !_architecture.BFloat16Convolutions || _featureRoles[i] != LayerRole.Conv)
+        {
+            return _features[i].call(x);
+        }
+
+        var conv = (Conv2d)_features[i];
+        using Tensor x16 = x.to_type(ScalarType.BFloat16);
+        using Tensor w16 = conv.weight!.to_type(ScalarType.BFloat16);
+        using Tensor? b16 = conv.bias?.to_type(ScalarType.BFloat16);
+        using Tensor y16 = nn.functional.conv2d(x16, w16, b16, padding: new long[] { 1, 1 });
+        return y16.to_type(ScalarType.Float32);
     }
 
     private static Tensor Next(Tensor previous, Tensor next, Tensor input, bool freeEarly)

@@ -103,6 +103,46 @@ public class BatchNormCnnNetworkTests
     }
 
     [Fact]
+    public void BFloat16ConvolutionsTrainCloseToFloat32AndScoreInFloat32()
+    {
+        NetworkArchitecture mixed = Small();
+        mixed.Dropout = 0;
+        mixed.BFloat16Convolutions = true;
+        NetworkArchitecture plain = mixed.Clone();
+        plain.BFloat16Convolutions = false;
+        torch.manual_seed(5);
+        using var a = new BatchNormCnnNetwork(mixed);
+        torch.manual_seed(5);
+        using var b = new BatchNormCnnNetwork(plain);
+        using var x = torch.rand(6, 144, generator: new torch.Generator(3)) * 255;
+
+        // Eval mode is float32 throughout: equal to the float32 network.
+        a.eval();
+        b.eval();
+        using (torch.no_grad())
+        {
+            using Tensor ea = a.call(x);
+            using Tensor eb = b.call(x);
+            Assert.True(ea.equal(eb).all().item<bool>());
+        }
+
+        // Training mode: bfloat16 convolutions give float32 outputs close to, but not equal to, the float32 network's,
+        // and the gradients reach the float32 weights.
+        a.train();
+        b.train();
+        using Tensor ya = a.call(x);
+        using Tensor yb = b.call(x);
+        Assert.Equal(ScalarType.Float32, ya.dtype);
+        Assert.False(ya.equal(yb).all().item<bool>());
+        Assert.True(ya.allclose(yb, rtol: 0.05, atol: 0.05));
+        ya.sum().backward();
+        Tensor w = a.parameters().First();
+        Assert.Equal(ScalarType.Float32, w.dtype);
+        Assert.NotNull(w.grad);
+        Assert.True(w.grad!.abs().sum().item<float>() > 0);
+    }
+
+    [Fact]
     public void SameSeedGivesSameInitialization()
     {
         torch.manual_seed(11);
