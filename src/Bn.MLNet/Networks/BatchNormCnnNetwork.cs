@@ -44,6 +44,9 @@ public sealed class BatchNormCnnNetwork : Module<Tensor, Tensor>
     private readonly int _lastHiddenActivation;
     private readonly List<ProbedLayer> _probed = new();
     private readonly NetworkArchitecture _architecture;
+    // Every convolution is 3×3 with padding 1 (see ConvStage); the bfloat16 path (CallFeature) repeats the module's call.
+    private const int ConvKernel = 3;
+    private const int ConvPadding = 1;
     // The header keeps the name the type had when the format was defined, so files saved before still load.
     private const string FileMagic = "Bn.MLNet.BnCnn/1";
 
@@ -83,7 +86,7 @@ public sealed class BatchNormCnnNetwork : Module<Tensor, Tensor>
         {
             for (int r = 0; r < stage.Repeats; r++)
             {
-                Add(layers, roles, Conv2d(channels, stage.Channels, 3, padding: 1, bias: !IsBatchNorm(a.Normalization)), LayerRole.Conv);
+                Add(layers, roles, Conv2d(channels, stage.Channels, ConvKernel, padding: ConvPadding, bias: !IsBatchNorm(a.Normalization)), LayerRole.Conv);
                 channels = stage.Channels;
                 AddNormalizationAndActivation(layers, roles, "features", NormalizationLayers.For2d(a, channels), a.Activation);
             }
@@ -374,7 +377,7 @@ public sealed class BatchNormCnnNetwork : Module<Tensor, Tensor>
         using Tensor x16 = x.to_type(ScalarType.BFloat16);
         using Tensor w16 = conv.weight!.to_type(ScalarType.BFloat16);
         using Tensor? b16 = conv.bias?.to_type(ScalarType.BFloat16);
-        using Tensor y16 = nn.functional.conv2d(x16, w16, b16, padding: new long[] { 1, 1 });
+        using Tensor y16 = nn.functional.conv2d(x16, w16, b16, padding: new long[] { ConvPadding, ConvPadding });
         return y16.to_type(ScalarType.Float32);
     }
 
