@@ -123,10 +123,9 @@ public abstract class BatchNormBase : nn.Module<Tensor, Tensor>
 
         using var scope = torch.NewDisposeScope();
         bool useBatchStats = training || !TrackRunningStats;
-        long[] reduceDims = ReduceDims(input.dim());
         Tensor output;
 
-        var settings = new BatchNormFunction.Settings { Eps = Eps, ReduceDims = reduceDims, BatchStatistics = useBatchStats };
+        var settings = new BatchNormFunction.Settings { Eps = Eps, BatchStatistics = useBatchStats };
         if (!useBatchStats)
         {
             settings.Mean = _runningMean!;

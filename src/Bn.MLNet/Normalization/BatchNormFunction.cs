@@ -11,13 +11,14 @@ namespace Bn.MLNet.Normalization;
 /// differentiable operations (no custom node).
 /// </summary>
 /// <remarks>
-/// Cost model (full-size passes over N×C×… data). Forward: a reduction for μ, a centred scratch tensor (freed at once)
-/// and its reduction for σ², then y = x·scale + shift in one pass (scale = γ·invstd and shift = β − μ·scale are
-/// per-channel). Only x (the input, alive anyway) and the per-channel μ and invstd are kept, so the layer holds no
-/// full-size tensor of its own between forward and backward. Backward: Σ∂ℓ/∂y and Σ∂ℓ/∂y·x per channel, then
-/// ∂ℓ/∂x = a·∂ℓ/∂y + b·x + c with per-channel a, b, c (two passes). Per-channel arithmetic runs in managed code
-/// (<see cref="ChannelMath"/>), and no implicit <c>Scalar</c> is created per call: each would be a small native
-/// allocation freed only by a finalizer, and such allocations fragment the native heap between the large tensors.
+/// Cost model (full-size passes over N×C×… data, all in <see cref="ChannelKernels"/>, which reads and writes tensor
+/// memory directly). Forward: one read of x for μ_B and σ²_B (shifted sums), then y = x·scale + shift in one pass
+/// (scale = γ·invstd and shift = β − μ·scale per channel). Only x (the input, alive anyway) is kept as a tensor, and μ,
+/// invstd and γ as managed values, so the layer holds no full-size tensor of its own between forward and backward.
+/// Backward: Σ∂ℓ/∂y and Σ∂ℓ/∂y·(x − μ) per channel in one read, then ∂ℓ/∂x = a·∂ℓ/∂y + b·x + d with per-channel a, b,
+/// d in one pass. Per-channel arithmetic runs in managed code, and no implicit <c>Scalar</c> is created per call: each
+/// would be a small native allocation freed only by a finalizer, and such allocations fragment the native heap between
+/// the large tensors.
 /// </remarks>
 internal sealed class BatchNormFunction : torch.autograd.SingleTensorFunction<BatchNormFunction>
 {
@@ -30,7 +31,6 @@ internal sealed class BatchNormFunction : torch.autograd.SingleTensorFunction<Ba
         public Tensor? Mean;
         public Tensor? Variance;
         public double Eps;
-        public long[] ReduceDims = Array.Empty<long>();
         public bool BatchStatistics;
 
         /// <summary>Whether a backward pass can follow (grad mode on and an input requires grad); set by <see cref="Apply"/>.</summary>
@@ -55,40 +55,39 @@ internal sealed class BatchNormFunction : torch.autograd.SingleTensorFunction<Ba
         }
 
         using var scope = torch.NewDisposeScope();
-        long[] shape = ChannelMath.BroadcastShape(x);
-        bool affineGrad = torch.is_grad_enabled() && ((gamma?.requires_grad ?? false) || (beta?.requires_grad ?? false));
-        if (!affineGrad && ChannelMath.Supports(settings.Mean!) && ChannelMath.Supports(settings.Variance!))
+        bool needsGrad = torch.is_grad_enabled()
+            && (x.requires_grad || (gamma?.requires_grad ?? false) || (beta?.requires_grad ?? false));
+        if (!needsGrad && ChannelMath.Supports(settings.Mean!) && ChannelMath.Supports(settings.Variance!))
         {
-            // Inference: scale and shift per channel in managed code (no gradient flows to γ or β).
+            // Inference: scale and shift per channel in managed code, one pass over x (no gradient flows anywhere).
             var (scaleValues, shiftValues, _) = Coefficients(
                 ChannelMath.Read(settings.Mean!), ChannelMath.Read(settings.Variance!), ReadOrNull(gamma), ReadOrNull(beta), settings.Eps);
-            return torch.addcmul(ChannelMath.Create(shiftValues, shape, x.dtype), x, ChannelMath.Create(scaleValues, shape, x.dtype), One)
-                .MoveToOuterDisposeScope();
+            return ChannelKernels.Combine(null, null, x, scaleValues, shiftValues).MoveToOuterDisposeScope();
         }
 
+        long[] shape = ChannelMath.BroadcastShape(x);
         using var eps = settings.Eps.ToScalar();
         var invstd = AsType(settings.Variance!, x).add(eps).rsqrt_();
         var (scale, shift) = ScaleShift(AsType(settings.Mean!, x), invstd, gamma, beta);
         return torch.addcmul(shift.view(shape), x, scale.view(shape), One).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Per channel: scale = γ·invstd, shift = β − μ·scale, and the statistics μ, then invstd = 1/√(σ² + ε).</summary>
-    private static (double[] Scale, double[] Shift, double[] Stats) Coefficients(double[] mu, double[] var, double[]? g, double[]? b, double eps)
+    /// <summary>Per channel: scale = γ·invstd, shift = β − μ·scale, and invstd = 1/√(σ² + ε).</summary>
+    private static (double[] Scale, double[] Shift, double[] InvStd) Coefficients(double[] mu, double[] var, double[]? g, double[]? b, double eps)
     {
         int c = mu.Length;
-        var stats = new double[2 * c];
+        var invstds = new double[c];
         var scale = new double[c];
         var shift = new double[c];
         for (int i = 0; i < c; i++)
         {
             double invstd = 1.0 / Math.Sqrt(var[i] + eps);
-            stats[i] = mu[i];
-            stats[c + i] = invstd;
+            invstds[i] = invstd;
             scale[i] = (g is null ? 1.0 : g[i]) * invstd;
             shift[i] = (b is null ? 0.0 : b[i]) - (mu[i] * scale[i]);
         }
 
-        return (scale, shift, stats);
+        return (scale, shift, invstds);
     }
 
     private static double[]? ReadOrNull(Tensor? t) => t is null ? null : ChannelMath.Read(t);
@@ -99,33 +98,25 @@ internal sealed class BatchNormFunction : torch.autograd.SingleTensorFunction<Ba
         var gamma = vars[1] as Tensor;
         var beta = vars[2] as Tensor;
         var s = (Settings)vars[3];
-        long c = x.shape[1];
+        int c = (int)x.shape[1];
+        double m = x.numel() / c;
 
-        // Two-pass statistics as libtorch computes them: μ_B = Σx/m, then σ²_B = Σ(x − μ_B)²/m on the centred values
-        // (no cancellation); the centred scratch tensor is freed at once. (Per-dimension var_mean, a one-pass Welford
-        // reduction, measured 5–15× slower than these two passes on CPU.)
-        var meanKeep = x.mean(s.ReduceDims, keepdim: true);
-        Tensor variance;
-        using (var centred = x - meanKeep)
-            variance = centred.mul_(centred).mean(s.ReduceDims);
-        var mean = meanKeep.view(-1);
-        s.Mean = mean;
-        s.Variance = variance;
+        // μ_B and the biased σ²_B per channel, usually in one read of x (ChannelKernels.Moments), no full-size temporary.
+        var (mean, variance) = ChannelKernels.Moments(x);
+        s.Mean = ChannelMath.Create(mean, new long[] { c }, x.dtype);
+        s.Variance = ChannelMath.Create(variance, new long[] { c }, x.dtype);
 
-        // Per channel, in managed code: invstd = 1/√(σ² + ε), scale = γ·invstd, shift = β − μ·scale.
+        // Per channel: invstd = 1/√(σ² + ε), scale = γ·invstd, shift = β − μ·scale; then y = x·scale + shift, one pass.
         double[]? g = ReadOrNull(gamma);
-        var (scale, shift, stats) = Coefficients(ChannelMath.Read(mean), ChannelMath.Read(variance), g, ReadOrNull(beta), s.Eps);
-
-        // y = γ·(x − μ)·invstd + β = x·scale + shift: one pass over x.
-        long[] shape = ChannelMath.BroadcastShape(x);
-        var y = torch.addcmul(ChannelMath.Create(shift, shape, x.dtype), x, ChannelMath.Create(scale, shape, x.dtype), One);
+        var (scale, shift, invstd) = Coefficients(mean, variance, g, ReadOrNull(beta), s.Eps);
+        var y = ChannelKernels.Combine(null, null, x, scale, shift);
 
         // For backward: x (alive anyway as the previous layer's output) as a saved variable, released with the graph;
         // μ, invstd and γ as managed values.
         if (s.NeedsBackward)
         {
             ctx.save_for_backward(new List<Tensor> { x });
-            ctx.save_data("state", new BackwardState(stats, g, s.ReduceDims));
+            ctx.save_data("state", new BackwardState(mean, invstd, g));
         }
         return y;
     }
@@ -135,58 +126,50 @@ internal sealed class BatchNormFunction : torch.autograd.SingleTensorFunction<Ba
         ReleaseReturnedGradients();
         var state = (BackwardState)ctx.get_data("state");
         Tensor x = ctx.get_saved_variables()[0];
-        double[] stats = state.Stats;
         double[]? g = state.Gamma;
         bool affine = g is not null;
-        var dims = state.Dims;
-        long c = x.shape[1];
+        int c = (int)x.shape[1];
         double m = x.numel() / c;
         var dy = gradOutput;
 
-        // Σ ∂ℓ/∂y and Σ ∂ℓ/∂y·x per channel (sums over every axis but C); the product is freed at once.
-        var sumDy = dy.sum(dims);
-        Tensor sumDyXTensor;
-        using (var product = dy * x)
-            sumDyXTensor = product.sum(dims);
-        double[] sDy = ChannelMath.Read(sumDy), sDyX = ChannelMath.Read(sumDyXTensor);
+        // Σ ∂ℓ/∂y and Σ ∂ℓ/∂y·(x − μ) per channel, in one read of ∂ℓ/∂y and x. Per-channel arrays are pooled.
+        using var rented = new ChannelKernels.Rented();
+        double[] sDy = rented.Take<double>(c), sDyCentred = rented.Take<double>(c), sumDyXhat = rented.Take<double>(c);
+        double[] a = rented.Take<double>(c), bx = rented.Take<double>(c), d = rented.Take<double>(c);
+        ChannelKernels.Reduce(dy, x, null, state.Mean, sDy, sDyCentred);
 
-        // ∂ℓ/∂β = Σ ∂ℓ/∂y ;  ∂ℓ/∂γ = Σ ∂ℓ/∂y·x̂ = invstd·(Σ ∂ℓ/∂y·x − μ·Σ ∂ℓ/∂y)
+        // ∂ℓ/∂β = Σ ∂ℓ/∂y ;  ∂ℓ/∂γ = Σ ∂ℓ/∂y·x̂ = invstd·Σ ∂ℓ/∂y·(x − μ)
         // Paper:  ∂ℓ/∂σ² = Σ ∂ℓ/∂x̂·(x − μ)·(−½)(σ² + ε)^(−3/2),   ∂ℓ/∂μ = −invstd·Σ ∂ℓ/∂x̂   (the σ² term vanishes: Σ(x − μ) = 0)
         //         ∂ℓ/∂x  = ∂ℓ/∂x̂·invstd + ∂ℓ/∂σ²·2(x − μ)/m + ∂ℓ/∂μ/m,   with ∂ℓ/∂x̂ = ∂ℓ/∂y·γ.
         // With k = γ·invstd this is k·(∂ℓ/∂y − Σ∂ℓ/∂y/m − x̂·Σ∂ℓ/∂y·x̂/m) = a·∂ℓ/∂y + b·x + d, per channel:
         //         a = k,   b = −k·invstd·Σ∂ℓ/∂y·x̂/m,   d = −k·Σ∂ℓ/∂y/m − b·μ.
-        var sumDyXhat = new double[c];
-        var a = new double[c];
-        var bx = new double[c];
-        var d = new double[c];
         for (int i = 0; i < c; i++)
         {
-            double mu = stats[i], invstd = stats[c + i];
-            sumDyXhat[i] = invstd * (sDyX[i] - (mu * sDy[i]));
+            double mu = state.Mean[i], invstd = state.InvStd[i];
+            sumDyXhat[i] = invstd * sDyCentred[i];
             a[i] = (g is null ? 1.0 : g[i]) * invstd;
             bx[i] = -a[i] * invstd * sumDyXhat[i] / m;
             d[i] = (-a[i] * sDy[i] / m) - (bx[i] * mu);
         }
 
-        long[] shape = ChannelMath.BroadcastShape(x);
-        var dx = torch.addcmul(ChannelMath.Create(d, shape, x.dtype), dy, ChannelMath.Create(a, shape, x.dtype), One)
-            .addcmul_(x, ChannelMath.Create(bx, shape, x.dtype), One);
-        Tensor? dGamma = affine ? ChannelMath.Create(sumDyXhat, new[] { c }, x.dtype) : null;
+        var dx = ChannelKernels.Combine(dy, a, x, bx, d);
+        Tensor? dGamma = affine ? ChannelMath.Create(sumDyXhat.AsSpan(0, c), new long[] { c }, x.dtype) : null;
+        Tensor? dBeta = affine ? ChannelMath.Create(sDy.AsSpan(0, c), new long[] { c }, x.dtype) : null;
 
         // Release our handles to x and ∂ℓ/∂y now (libtorch holds its own references while it needs them).
         x.Dispose();
         dy.Dispose();
-        var grads = new List<Tensor> { dx, dGamma!, affine ? sumDy : null!, null! };
+        var grads = new List<Tensor> { dx, dGamma!, dBeta!, null! };
         (t_returned ??= new List<Tensor>()).AddRange(grads.Where(t => t is not null));
         return grads;
     }
 
-    /// <summary>Managed state kept between forward and backward: μ and invstd per channel, γ, the reduced axes.</summary>
-    private sealed class BackwardState(double[] stats, double[]? gamma, long[] dims)
+    /// <summary>Managed state kept between forward and backward: μ and invstd per channel, and γ.</summary>
+    private sealed class BackwardState(double[] mean, double[] invstd, double[]? gamma)
     {
-        public readonly double[] Stats = stats;
+        public readonly double[] Mean = mean;
+        public readonly double[] InvStd = invstd;
         public readonly double[]? Gamma = gamma;
-        public readonly long[] Dims = dims;
     }
 
     // Gradients handed to libtorch by the previous backward call on this thread. libtorch copies its references as
