@@ -64,10 +64,14 @@ internal static class TrainCommand
         DefaultValueFactory = _ => Defaults.Dropout,
     };
 
-    private static readonly Option<bool> BFloat16Option = new("--bf16")
+    private static readonly Option<bool?> BFloat16Option = new("--bf16")
     {
-        Description = "Mixed-precision training: convolutions compute in bfloat16 (float32 weights; scoring stays float32). Fast on CPUs with bfloat16 instructions.",
+        Description = "Mixed-precision training: convolutions compute in bfloat16 (float32 weights; scoring stays float32). "
+            + "Default: on when the CPU has bfloat16 instructions (AVX512-BF16 or AMX-BF16), off elsewhere; --bf16 true|false forces it.",
     };
+
+    /// <summary>--bf16 when given; otherwise on exactly when this CPU computes bfloat16 natively.</summary>
+    internal static bool EffectiveBFloat16(bool? requested) => requested ?? BFloat16Support.IsAccelerated;
 
     private static readonly Option<bool> PaperMlpOption = new("--paper-mlp")
     {
@@ -241,7 +245,7 @@ internal static class TrainCommand
     public static Command Create()
     {
         var command = new Command("train", "Train the BN CNN on Fashion-MNIST and evaluate it on the test set. " +
-            "The defaults are the library's (BatchNormCnnOptions); only --seed differs (the library draws one from the MLContext).");
+            "The defaults are the library's (BatchNormCnnOptions), except --seed (the library draws one from the MLContext) and --bf16 (on when the CPU has bfloat16 instructions).");
         Option[] options =
         {
             DataOption, TrainLimitOption, TestLimitOption, ValidationOption, PatienceOption,
@@ -428,7 +432,7 @@ internal static class TrainCommand
     private static void PrintSettings(TrainingData data, NetworkArchitecture architecture, TrainerOptions options, long parameterCount, int threads)
     {
         AnsiConsole.MarkupLine($"[bold]Bn.MLNet train[/]  data {Markup.Escape(data.DataDirectory)}  rows {data.Train.RowCount}{(data.Validation is null ? string.Empty : $" (+{data.Validation.RowCount} validation)")}  test {data.Test.RowCount}");
-        AnsiConsole.MarkupLine($"network  {Markup.Escape(ArchitectureSpec.Format(architecture))}  ({parameterCount:N0} parameters)");
+        AnsiConsole.MarkupLine($"network  {Markup.Escape(ArchitectureSpec.Format(architecture))}  ({parameterCount:N0} parameters){(architecture.BFloat16Convolutions ? "  bfloat16 convolutions in training" : string.Empty)}");
         AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
             $"training {options.Optimizer}{(options.Optimizer == OptimizerKind.Sgd ? (options.Nesterov ? " Nesterov" : string.Empty) + $" momentum {options.Momentum}" : string.Empty)} lr {options.LearningRate}x{options.LearningRateMultiplier} {options.Schedule}, wd {options.WeightDecay}, batch {options.BatchSize}, {(options.MaxSteps is long ms ? $"{ms} steps" : $"{options.Epochs} epochs")}{(options.TimeBudgetSeconds is double tb ? $" or {tb} s" : string.Empty)}, crop {options.RandomCropPadding} flip {options.HorizontalFlip} erasing {options.RandomErasingProbability}{(options.WeightAveragingDecay is double ema ? $" ema {ema}" : string.Empty)}, smoothing {options.LabelSmoothing}, seed {options.Seed}, {threads} threads")));
     }
@@ -577,7 +581,7 @@ internal static class TrainCommand
         a.InputWidth = FashionMnist.ImageColumns;
         a.ClassCount = FashionMnist.ClassCount;
         a.Normalization = p.GetValue(NormalizationOption);
-        a.BFloat16Convolutions = p.GetValue(BFloat16Option);
+        a.BFloat16Convolutions = EffectiveBFloat16(p.GetValue(BFloat16Option));
         return a;
     }
 }

@@ -115,8 +115,9 @@ public sealed class BatchNormCnnOptions
 
     /// <summary>
     /// Mixed-precision training: convolutions compute in bfloat16 during Fit (float32 weights kept and updated; scoring is
-    /// float32). About twice as fast on CPUs with bfloat16 instructions (AVX512-BF16, AMX), slower elsewhere. See
-    /// <see cref="NetworkArchitecture.BFloat16Convolutions"/>. Default <see langword="false"/>.
+    /// float32). About twice as fast on CPUs with bfloat16 instructions (AVX512-BF16, AMX), slower elsewhere:
+    /// <see cref="BFloat16Support.IsAccelerated"/> tells which. See <see cref="NetworkArchitecture.BFloat16Convolutions"/>.
+    /// Default <see langword="false"/>.
     /// </summary>
     public bool BFloat16Convolutions { get; set; }
 

@@ -102,7 +102,8 @@ public sealed class NetworkArchitecture
     /// Mixed-precision training: in training mode the convolutions compute in bfloat16 (their input, weights and bias are
     /// cast down, the output cast back to float32; the float32 weights are the ones kept and updated, and normalization,
     /// activations, the classifier and the loss stay float32). Inference is always float32. About twice as fast on CPUs
-    /// with bfloat16 instructions (AVX512-BF16, AMX), slower elsewhere; gradients carry bfloat16's 8-bit mantissa.
+    /// with bfloat16 instructions (AVX512-BF16, AMX; see <see cref="BFloat16Support.IsAccelerated"/>), slower elsewhere;
+    /// gradients carry bfloat16's 8-bit mantissa.
     /// Default <see langword="false"/>.
     /// </summary>
     public bool BFloat16Convolutions { get; set; }

@@ -125,10 +125,17 @@ internal static unsafe class ChannelKernels
     /// <summary>Largest (μ − K)²/σ² for which <see cref="Moments"/> keeps its one-read variance.</summary>
     private const double MaxShiftRatio = 8;
 
+    /// <summary>
+    /// The address of a contiguous CPU tensor's first value: native memory owned by the tensor, which does not move
+    /// while the tensor lives. Read through a one-value view, because TorchSharp's byte span of the whole tensor stops
+    /// at 2 GB.
+    /// </summary>
     private static nint Address(Tensor t)
     {
-        fixed (byte* p = t.bytes)
-            return (nint)p;   // native memory owned by the tensor: it does not move while the tensor lives
+        using var flat = t.view(-1);
+        using var first = flat.narrow(0, 0, 1);
+        fixed (byte* p = first.bytes)
+            return (nint)p;
     }
 
     /// <summary>Runs <paramref name="body"/>(part) for part = 0 … parts − 1, in parallel when parts &gt; 1.</summary>

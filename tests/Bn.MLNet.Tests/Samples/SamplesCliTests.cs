@@ -137,5 +137,26 @@ public class SamplesCliTests
         Assert.True(defaults.Nesterov);
     }
 
+    [Fact]
+    public void Bf16DefaultsToTheCpusBFloat16SupportAndCanBeForced()
+    {
+        var train = Cli.CreateRootCommand().Subcommands.Single(c => c.Name == "train");
+        bool? Parsed(params string[] args)
+        {
+            var parse = Cli.CreateRootCommand().Parse(["train", .. args]);
+            Assert.Empty(parse.Errors);
+            return parse.GetValue((Option<bool?>)train.Options.Single(o => o.Name == "--bf16"));
+        }
+
+        Assert.Null(Parsed());
+        Assert.True(Parsed("--bf16"));
+        Assert.True(Parsed("--bf16", "true"));
+        Assert.False(Parsed("--bf16", "false"));
+        Assert.Equal(BFloat16Support.IsAccelerated, TrainCommand.EffectiveBFloat16(null));
+        Assert.True(TrainCommand.EffectiveBFloat16(true));
+        Assert.False(TrainCommand.EffectiveBFloat16(false));
+        Assert.False(new BatchNormCnnOptions().BFloat16Convolutions);   // the library itself stays float32 unless asked
+    }
+
     private static string ThisAssemblyPath() => typeof(SamplesCliTests).Assembly.Location;
 }
