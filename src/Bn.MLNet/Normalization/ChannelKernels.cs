@@ -127,11 +127,17 @@ internal static unsafe class ChannelKernels
 
     /// <summary>
     /// The address of a contiguous CPU tensor's first value: native memory owned by the tensor, which does not move
-    /// while the tensor lives. Read through a one-value view, because TorchSharp's byte span of the whole tensor stops
-    /// at 2 GB.
+    /// while the tensor lives. TorchSharp's byte span of a whole tensor stops at 2 GB, so a larger tensor is read
+    /// through a one-value view of its start.
     /// </summary>
-    private static nint Address(Tensor t)
+    internal static nint Address(Tensor t)
     {
+        if (t.numel() * t.element_size() <= int.MaxValue)
+        {
+            fixed (byte* p = t.bytes)
+                return (nint)p;
+        }
+
         using var flat = t.view(-1);
         using var first = flat.narrow(0, 0, 1);
         fixed (byte* p = first.bytes)

@@ -151,6 +151,23 @@ public class ChannelKernelsTests
         }
     }
 
+    [Fact]
+    public void AddressOfATensorOver2GBIsItsFirstValue()
+    {
+        // torch.empty does not touch its pages: only the two written here are ever mapped.
+        using var scope = torch.NewDisposeScope();
+        long length = (long)int.MaxValue + 64;
+        var big = torch.empty(new long[] { length }, ScalarType.Byte);
+        big.narrow(0, 0, 1).fill_(123);
+        big.narrow(0, length - 1, 1).fill_(45);
+
+        nint address = ChannelKernels.Address(big);
+
+        Assert.Equal(123, System.Runtime.InteropServices.Marshal.ReadByte(address));
+        Assert.Equal(45, System.Runtime.InteropServices.Marshal.ReadByte(address + (nint)(length - 1)));
+        Assert.Equal(ChannelKernels.Address(big.narrow(0, 0, 16)), address);
+    }
+
     private static (double[] Sum, double[] Cross, double[] Mean, double[] Variance, Tensor Combined) Run(Tensor u, Tensor x, double[] a, double[] centre)
     {
         var sum = new double[a.Length];
