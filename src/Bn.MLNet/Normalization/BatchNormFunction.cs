@@ -99,7 +99,6 @@ internal sealed class BatchNormFunction : torch.autograd.SingleTensorFunction<Ba
         var beta = vars[2] as Tensor;
         var s = (Settings)vars[3];
         int c = (int)x.shape[1];
-        double m = x.numel() / c;
 
         // μ_B and the biased σ²_B per channel, usually in one read of x (ChannelKernels.Moments), no full-size temporary.
         var (mean, variance) = ChannelKernels.Moments(x);

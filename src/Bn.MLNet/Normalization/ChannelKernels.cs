@@ -71,10 +71,10 @@ internal static unsafe class ChannelKernels
 
     /// <summary>
     /// Per channel mean μ and biased variance σ² = Σ(x − μ)²/m of <paramref name="x"/>, usually in one read: the sums
-    /// of x − K and (x − K)² about a shift K per channel (the mean of the channel's first value in the first
-    /// <see cref="ShiftSamples"/> samples: close to μ, so the subtraction below loses little), then μ = K + Σ(x − K)/m and σ² = Σ(x − K)²/m − (μ − K)². When K lies far from μ for some
-    /// channel ((μ − K)² &gt; <see cref="MaxShiftRatio"/>·σ², where the subtraction would lose digits), the variance is
-    /// computed again about μ itself, in a second read, as libtorch computes it.
+    /// of x − K and (x − K)² about a shift K per channel (see <see cref="Shift"/>), then μ = K + Σ(x − K)/m and
+    /// σ² = Σ(x − K)²/m − (μ − K)². When K lies far from μ for some channel ((μ − K)² &gt; <see cref="MaxShiftRatio"/>·σ²,
+    /// where that subtraction would lose digits), the variance is computed again about μ itself, in a second read, as
+    /// libtorch computes it.
     /// </summary>
     public static (double[] Mean, double[] Variance) Moments(Tensor x)
     {
@@ -83,19 +83,7 @@ internal static unsafe class ChannelKernels
         var s = Shape.Of(xc);
         using var rented = new Rented();
         double[] shift = rented.Take<double>(s.C), sums = rented.Take<double>(s.C), squares = rented.Take<double>(s.C);
-        nint px = Address(xc);
-        bool single = xc.dtype == ScalarType.Float32;
-        long samples = Math.Min(s.N, ShiftSamples);
-        for (long c = 0; c < s.C; c++)
-        {
-            for (long n = 0; n < samples; n++)
-            {
-                long at = ((n * s.C) + c) * s.L;
-                shift[c] += single ? ((float*)px)[at] : ((double*)px)[at];
-            }
-
-            shift[c] /= samples;
-        }
+        Shift(xc, s, shift);
         Reduce(xc, null, shift, shift, sums, squares);
 
         double m = s.N * s.L;
@@ -117,6 +105,28 @@ internal static unsafe class ChannelKernels
         }
 
         return (mean, variance);
+    }
+
+    /// <summary>
+    /// The shift K of <see cref="Moments"/> per channel: the mean of the channel's first value in the first
+    /// <see cref="ShiftSamples"/> samples, a few values of the same distribution, so usually within a standard deviation of μ.
+    /// </summary>
+    private static void Shift(Tensor xc, Shape s, double[] shift)
+    {
+        nint px = Address(xc);
+        bool single = xc.dtype == ScalarType.Float32;
+        long samples = Math.Min(s.N, ShiftSamples);
+        for (long c = 0; c < s.C; c++)
+        {
+            double total = 0;
+            for (long n = 0; n < samples; n++)
+            {
+                long at = ((n * s.C) + c) * s.L;
+                total += single ? ((float*)px)[at] : ((double*)px)[at];
+            }
+
+            shift[c] = total / samples;
+        }
     }
 
     /// <summary>How many samples' first values make the shift K of <see cref="Moments"/>.</summary>
