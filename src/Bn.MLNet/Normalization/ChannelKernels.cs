@@ -45,8 +45,13 @@ internal static unsafe class ChannelKernels
         using var scope = torch.NewDisposeScope();
         var shape = Shape.Of(u);
         Tensor uc = u.contiguous(), vc = v?.contiguous() ?? uc;
-        nint pu = Address(uc), pv = Address(vc);
-        if (u.dtype == ScalarType.Float32)
+        ReduceAt(shape, Address(uc), Address(vc), centerU, centerV, sumU, sumCross);
+    }
+
+    /// <summary><see cref="Reduce"/> over contiguous memory already located (v = u: <paramref name="pv"/> = <paramref name="pu"/>).</summary>
+    private static void ReduceAt(Shape shape, nint pu, nint pv, double[]? centerU, double[]? centerV, double[]? sumU, double[]? sumCross)
+    {
+        if (shape.Single)
             Reducer<float>.Run(shape, pu, pv, centerU, centerV, sumU, sumCross);
         else
             Reducer<double>.Run(shape, pu, pv, centerU, centerV, sumU, sumCross);
@@ -62,7 +67,7 @@ internal static unsafe class ChannelKernels
         Tensor xc = x.contiguous(), uc = u?.contiguous() ?? xc;
         var output = torch.empty(x.shape, x.dtype);
         nint pu = u is null ? 0 : Address(uc), px = Address(xc), po = Address(output);
-        if (x.dtype == ScalarType.Float32)
+        if (shape.Single)
             Combiner<float>.Run(shape, pu, a, px, b, d, po);
         else
             Combiner<double>.Run(shape, pu, a, px, b, d, po);
@@ -83,8 +88,9 @@ internal static unsafe class ChannelKernels
         var s = Shape.Of(xc);
         using var rented = new Rented();
         double[] shift = rented.Take<double>(s.C), sums = rented.Take<double>(s.C), squares = rented.Take<double>(s.C);
-        Shift(xc, s, shift);
-        Reduce(xc, null, shift, shift, sums, squares);
+        nint px = Address(xc);
+        Shift(px, s, shift);
+        ReduceAt(s, px, px, shift, shift, sums, squares);
 
         double m = s.N * s.L;
         var mean = new double[s.C];
@@ -100,7 +106,7 @@ internal static unsafe class ChannelKernels
 
         if (again)
         {
-            Reduce(xc, null, mean, mean, null, squares);
+            ReduceAt(s, px, px, mean, mean, null, squares);
             for (long c = 0; c < s.C; c++) variance[c] = squares[c] / m;
         }
 
@@ -111,10 +117,8 @@ internal static unsafe class ChannelKernels
     /// The shift K of <see cref="Moments"/> per channel: the mean of the channel's first value in the first
     /// <see cref="ShiftSamples"/> samples, a few values of the same distribution, so usually within a standard deviation of μ.
     /// </summary>
-    private static void Shift(Tensor xc, Shape s, double[] shift)
+    private static void Shift(nint px, Shape s, double[] shift)
     {
-        nint px = Address(xc);
-        bool single = xc.dtype == ScalarType.Float32;
         long samples = Math.Min(s.N, ShiftSamples);
         for (long c = 0; c < s.C; c++)
         {
@@ -122,7 +126,7 @@ internal static unsafe class ChannelKernels
             for (long n = 0; n < samples; n++)
             {
                 long at = ((n * s.C) + c) * s.L;
-                total += single ? ((float*)px)[at] : ((double*)px)[at];
+                total += s.Single ? ((float*)px)[at] : ((double*)px)[at];
             }
 
             shift[c] = total / samples;
@@ -187,10 +191,13 @@ internal static unsafe class ChannelKernels
     }
 
     /// <summary>The N×C×L view of an input, with the loop direction and thread count chosen for it.</summary>
-    private readonly struct Shape(long n, long c, long l, int threads)
+    private readonly struct Shape(long n, long c, long l, int threads, bool single)
     {
         public readonly long N = n, C = c, L = l;
         public readonly int Threads = threads;
+
+        /// <summary>Whether the values are float32 (else float64).</summary>
+        public readonly bool Single = single;
 
         public long Row => C * L;
 
@@ -199,10 +206,11 @@ internal static unsafe class ChannelKernels
 
         public static Shape Of(Tensor t)
         {
-            long n = t.shape[0], c = t.shape[1];
-            long l = n * c == 0 ? 0 : t.numel() / (n * c);
-            int threads = t.numel() < ParallelGrain ? 1 : Math.Max(1, torch.get_num_threads());
-            return new Shape(n, c, l, threads);
+            long[] dims = t.shape;
+            long n = dims[0], c = dims[1], count = dims.Aggregate(1L, (p, d) => p * d);
+            long l = n * c == 0 ? 0 : count / (n * c);
+            int threads = count < ParallelGrain ? 1 : Math.Max(1, torch.get_num_threads());
+            return new Shape(n, c, l, threads, t.dtype == ScalarType.Float32);
         }
     }
 
