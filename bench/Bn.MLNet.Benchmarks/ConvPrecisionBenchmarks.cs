@@ -6,9 +6,10 @@ namespace Bn.MLNet.Benchmarks;
 
 /// <summary>
 /// Forward + backward time of the default network's two costliest convolutions (3×3, padding 1: 32→32 channels on
-/// 128×32×28×28 and 64→64 on 128×64×14×14) in float32 (the baseline, what training uses today) against bfloat16
-/// inputs and weights, with libtorch's default thread count. It measures how much a lower-precision convolution path
-/// could speed up training on a CPU with bfloat16 instructions; the library does not train in bfloat16.
+/// 128×32×28×28 and 64→64 on 128×64×14×14) with libtorch's default thread count, in float32 and bfloat16 (what
+/// <c>NetworkArchitecture.BFloat16Convolutions</c> trains with), and with input, weights and gradient stored N×C×H×W
+/// ("nchw") or channels-last ("nhwc", the layout <c>BatchNormCnnNetwork</c> runs its convolutions in). The setup prints
+/// the strides of input and output, so the run shows that libtorch keeps the layout.
 /// </summary>
 [SimpleJob(launchCount: 1, warmupCount: 2, iterationCount: 6)]
 public class ConvPrecisionBenchmarks
@@ -25,15 +26,23 @@ public class ConvPrecisionBenchmarks
     [Params("float32", "bfloat16")]
     public string Precision { get; set; } = "";
 
+    /// <summary>Memory layout of input, weights and upstream gradient: "nchw" (contiguous) or "nhwc" (channels-last).</summary>
+    [Params("nchw", "nhwc")]
+    public string Layout { get; set; } = "";
+
+    private Tensor L(Tensor t) => Layout == "nhwc" ? t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2) : t;
+
     [GlobalSetup]
     public void Setup()
     {
         long[] shape = Shape.Split('x').Select(long.Parse).ToArray();
         ScalarType type = Precision == "bfloat16" ? ScalarType.BFloat16 : ScalarType.Float32;
         var gen = new torch.Generator(1);
-        _x = torch.randn(shape, generator: gen).to_type(type).requires_grad_(true);
-        _weight = (torch.randn(new long[] { shape[1], shape[1], 3, 3 }, generator: gen) * 0.1).to_type(type).requires_grad_(true);
-        _upstream = torch.randn(shape, generator: gen).to_type(type);
+        _x = L(torch.randn(shape, generator: gen).to_type(type)).requires_grad_(true);
+        _weight = L((torch.randn(new long[] { shape[1], shape[1], 3, 3 }, generator: gen) * 0.1).to_type(type)).requires_grad_(true);
+        _upstream = L(torch.randn(shape, generator: gen).to_type(type));
+        using Tensor probe = nn.functional.conv2d(_x, _weight, padding: new long[] { 1, 1 });
+        Console.WriteLine($"// layout {Layout}: x strides {string.Join(",", _x.stride())} y strides {string.Join(",", probe.stride())}");
     }
 
     [GlobalCleanup]

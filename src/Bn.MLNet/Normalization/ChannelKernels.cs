@@ -13,9 +13,11 @@ namespace Bn.MLNet.Normalization;
 /// libtorch's 3 + 2, with no full-size temporary.
 /// </summary>
 /// <remarks>
-/// <para>Inputs are float32 or float64 CPU tensors of rank ≥ 2 (the layers validate this); a non-contiguous one is
-/// made contiguous first. Loops are vectorized with <see cref="Vector{T}"/>. Each channel's values are N runs of L
-/// contiguous values: when L holds at least two vectors the loops run along L (one run per channel and sample);
+/// <para>Inputs are float32 or float64 CPU tensors of rank ≥ 2 (the layers validate this). A 4-d tensor stored
+/// channels-last (N×C×H×W laid out as N×H×W×C, see <see cref="IsChannelsLast"/>) is walked in place as N·H·W rows of
+/// C values (L = 1), and outputs keep that layout; any other non-contiguous input is made contiguous first. Loops are
+/// vectorized with <see cref="Vector{T}"/>. Each channel's values are N runs of L contiguous values: when L holds at
+/// least two vectors the loops run along L (one run per channel and sample);
 /// otherwise along whole rows of C·L values with per-position coefficients, which vectorizes across channels (the 1d
 /// case); row-wise reductions sum <see cref="RowBlock"/> rows in registers at a time.</para>
 /// <para>Sums accumulate in T within a run (or a group of <see cref="RowsPerFlush"/> rows) and in double across runs,
@@ -43,8 +45,9 @@ internal static unsafe class ChannelKernels
     public static void Reduce(Tensor u, Tensor? v, double[]? centerU, double[]? centerV, double[]? sumU, double[]? sumCross)
     {
         using var scope = torch.NewDisposeScope();
-        var shape = Shape.Of(u);
-        Tensor uc = u.contiguous(), vc = v?.contiguous() ?? uc;
+        bool channelsLast = IsChannelsLast(v ?? u);
+        var shape = Shape.Of(u, channelsLast);
+        Tensor uc = Memory(u, channelsLast), vc = v is null ? uc : Memory(v, channelsLast);
         ReduceAt(shape, Address(uc), Address(vc), centerU, centerV, sumU, sumCross);
     }
 
@@ -58,20 +61,22 @@ internal static unsafe class ChannelKernels
     }
 
     /// <summary>
-    /// A new tensor shaped like <paramref name="x"/>: a·u + b·x + d with per-channel a, b, d (u and a may be null: b·x + d).
+    /// A new tensor shaped like <paramref name="x"/>, and stored channels-last when x is: a·u + b·x + d with per-channel
+    /// a, b, d (u and a may be null: b·x + d).
     /// </summary>
     public static Tensor Combine(Tensor? u, double[]? a, Tensor x, double[] b, double[] d)
     {
         using var scope = torch.NewDisposeScope();
-        var shape = Shape.Of(x);
-        Tensor xc = x.contiguous(), uc = u?.contiguous() ?? xc;
-        var output = torch.empty(x.shape, x.dtype);
+        bool channelsLast = IsChannelsLast(x);
+        var shape = Shape.Of(x, channelsLast);
+        Tensor xc = Memory(x, channelsLast), uc = u is null ? xc : Memory(u, channelsLast);
+        var output = torch.empty(xc.shape, x.dtype);
         nint pu = u is null ? 0 : Address(uc), px = Address(xc), po = Address(output);
         if (shape.Single)
             Combiner<float>.Run(shape, pu, a, px, b, d, po);
         else
             Combiner<double>.Run(shape, pu, a, px, b, d, po);
-        return output.MoveToOuterDisposeScope();
+        return (channelsLast ? output.permute(0, 3, 1, 2) : output).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -84,8 +89,9 @@ internal static unsafe class ChannelKernels
     public static (double[] Mean, double[] Variance) Moments(Tensor x)
     {
         using var scope = torch.NewDisposeScope();
-        var xc = x.contiguous();
-        var s = Shape.Of(xc);
+        bool channelsLast = IsChannelsLast(x);
+        var xc = Memory(x, channelsLast);
+        var s = Shape.Of(x, channelsLast);
         using var rented = new Rented();
         double[] shift = rented.Take<double>(s.C), sums = rented.Take<double>(s.C), squares = rented.Take<double>(s.C);
         nint px = Address(xc);
@@ -114,8 +120,9 @@ internal static unsafe class ChannelKernels
     }
 
     /// <summary>
-    /// The shift K of <see cref="Moments"/> per channel: the mean of the channel's first value in the first
-    /// <see cref="ShiftSamples"/> samples, a few values of the same distribution, so usually within a standard deviation of μ.
+    /// The shift K of <see cref="Moments"/> per channel: the mean of the channel's first value in
+    /// <see cref="ShiftSamples"/> samples spread evenly over the batch (rows, for channels-last input), a few values of
+    /// the same distribution, so usually within a standard deviation of μ.
     /// </summary>
     private static void Shift(nint px, Shape s, double[] shift)
     {
@@ -123,8 +130,9 @@ internal static unsafe class ChannelKernels
         for (long c = 0; c < s.C; c++)
         {
             double total = 0;
-            for (long n = 0; n < samples; n++)
+            for (long k = 0; k < samples; k++)
             {
+                long n = k * s.N / samples;
                 long at = ((n * s.C) + c) * s.L;
                 total += s.Single ? ((float*)px)[at] : ((double*)px)[at];
             }
@@ -133,11 +141,28 @@ internal static unsafe class ChannelKernels
         }
     }
 
-    /// <summary>How many samples' first values make the shift K of <see cref="Moments"/>.</summary>
+    /// <summary>How many samples' (or rows') first values make the shift K of <see cref="Moments"/>.</summary>
     private const long ShiftSamples = 8;
 
     /// <summary>Largest (μ − K)²/σ² for which <see cref="Moments"/> keeps its one-read variance.</summary>
     private const double MaxShiftRatio = 8;
+
+    /// <summary>
+    /// Whether <paramref name="t"/> is a 4-d tensor stored channels-last: N×C×H×W laid out as a contiguous N×H×W×C,
+    /// the layout libtorch's CPU convolutions produce from channels-last input. (A contiguous tensor is walked as it is,
+    /// even when its layout is both, as with one channel.)
+    /// </summary>
+    internal static bool IsChannelsLast(Tensor t)
+    {
+        if (t.dim() != 4 || t.is_contiguous())
+            return false;
+        long[] size = t.shape, stride = t.stride();
+        long c = size[1], w = size[3];
+        return stride[1] == 1 && stride[3] == c && stride[2] == w * c && stride[0] == size[2] * w * c;
+    }
+
+    /// <summary>The contiguous memory a kernel walks: the N×H×W×C view of a channels-last tensor, else the tensor made contiguous.</summary>
+    private static Tensor Memory(Tensor t, bool channelsLast) => channelsLast ? t.permute(0, 2, 3, 1).contiguous() : t.contiguous();
 
     /// <summary>
     /// The address of a contiguous CPU tensor's first value: native memory owned by the tensor, which does not move
@@ -190,7 +215,7 @@ internal static unsafe class ChannelKernels
         }
     }
 
-    /// <summary>The N×C×L view of an input, with the loop direction and thread count chosen for it.</summary>
+    /// <summary>The N×C×L view of an input (N·H·W × C × 1 when channels-last), with the loop direction and thread count chosen for it.</summary>
     private readonly struct Shape(long n, long c, long l, int threads, bool single)
     {
         public readonly long N = n, C = c, L = l;
@@ -204,10 +229,11 @@ internal static unsafe class ChannelKernels
         /// <summary>Whether loops run along L (per channel and sample) rather than along rows of C·L values.</summary>
         public bool AlongL(int vectorLength) => L >= 2 * vectorLength;
 
-        public static Shape Of(Tensor t)
+        public static Shape Of(Tensor t, bool channelsLast)
         {
             long[] dims = t.shape;
-            long n = dims[0], c = dims[1], count = dims.Aggregate(1L, (p, d) => p * d);
+            long c = dims[1], count = dims.Aggregate(1L, (p, d) => p * d);
+            long n = channelsLast ? dims[0] * dims[2] * dims[3] : dims[0];
             long l = n * c == 0 ? 0 : count / (n * c);
             int threads = count < ParallelGrain ? 1 : Math.Max(1, torch.get_num_threads());
             return new Shape(n, c, l, threads, t.dtype == ScalarType.Float32);

@@ -71,6 +71,25 @@ public class BatchNormCnnNetworkTests
         Assert.Equal(norm is NormalizationKind.Batch or NormalizationKind.BatchRenorm, hasBnModule);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void ConvolutionsRunChannelsLastOnTheSameValues(int channels)
+    {
+        using var scope = torch.NewDisposeScope();
+        var gen = new torch.Generator(4);
+        Tensor x = torch.randn(new long[] { 5, channels, 6, 7 }, generator: gen);
+        Tensor weight = torch.randn(new long[] { 8, channels, 3, 3 }, generator: gen);
+
+        Tensor last = BatchNormCnnNetwork.ToChannelsLast(x);
+        Tensor y = nn.functional.conv2d(last, weight, padding: new long[] { 1, 1 });
+
+        Assert.True(last.equal(x).all().item<bool>());
+        Assert.Equal(new long[] { 6 * 7 * channels, 1, 7 * channels, channels }, last.stride());
+        Assert.True(Bn.MLNet.Normalization.ChannelKernels.IsChannelsLast(y), "libtorch keeps the channels-last layout in the convolution's output");
+        Assert.True(y.allclose(nn.functional.conv2d(x, weight, padding: new long[] { 1, 1 }), rtol: 1e-5, atol: 1e-5));
+    }
+
     [Fact]
     public void StateDictKeysLookLikePyTorch()
     {

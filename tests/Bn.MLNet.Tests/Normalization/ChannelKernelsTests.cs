@@ -7,7 +7,8 @@ namespace Bn.MLNet.Tests.Normalization;
 /// <summary>
 /// The BatchNorm kernels against float64 references built from libtorch operations, for both loop directions (along
 /// the spatial axis, and along rows of C·L values with L = 1 and L &gt; 1), vector tails, more rows than one flush
-/// group, float32 and float64, non-contiguous input, the one-read variance's fallback, and 1 against 2 threads.
+/// group, float32 and float64, non-contiguous and channels-last input, the one-read variance's fallback, and 1 against
+/// 2 threads.
 /// </summary>
 [Collection(TorchGlobalStateCollection.Name)]
 public class ChannelKernelsTests
@@ -116,6 +117,38 @@ public class ChannelKernelsTests
     }
 
     [Theory]
+    [InlineData("3x4x5x5", false)]
+    [InlineData("40x8x16x16", false)]
+    [InlineData("40x8x16x16", true)]
+    public void ChannelsLastInputIsWalkedInPlaceAndKeepsItsLayout(string shapeText, bool mixedLayouts)
+    {
+        using var scope = torch.NewDisposeScope();
+        var (u, x) = Inputs(shapeText, ScalarType.Float32, 13);
+        long c = u.shape[1];
+        double[] a = Enumerable.Range(0, (int)c).Select(i => 0.5 + (0.01 * i)).ToArray();
+        double[] centre = Enumerable.Range(0, (int)c).Select(i => 50.0 + i).ToArray();
+        Tensor xLast = ChannelsLast(x), uLast = mixedLayouts ? u : ChannelsLast(u);
+        Assert.True(ChannelKernels.IsChannelsLast(xLast));
+        Assert.False(ChannelKernels.IsChannelsLast(x));
+
+        var expected = Run(u, x, a, centre);
+        var sum = new double[c];
+        var cross = new double[c];
+        ChannelKernels.Reduce(uLast, xLast, null, centre, sum, cross);
+        var (mean, variance) = ChannelKernels.Moments(xLast);
+        var (expectedMean, expectedVariance) = ChannelKernels.Moments(x);
+        Tensor combined = ChannelKernels.Combine(uLast, a, xLast, a, centre);
+
+        AssertClose(expected.Sum, sum, 2e-5, "Σu");
+        AssertClose(expected.Cross, cross, 2e-5, "Σu·(x − c)");
+        AssertClose(expectedMean, mean, 1e-6, "mean");
+        AssertClose(expectedVariance, variance, 1e-5, "biased variance");
+        Assert.True(ChannelKernels.IsChannelsLast(combined), "the output keeps the channels-last layout");
+        Assert.Equal(x.shape, combined.shape);
+        Assert.True(combined.allclose(expected.Combined, rtol: 1e-6, atol: 1e-5));
+    }
+
+    [Theory]
     [InlineData("40x8x16x16")]
     [InlineData("300x200")]
     [InlineData("300x20x3x3")]
@@ -176,6 +209,9 @@ public class ChannelKernelsTests
         var (mean, variance) = ChannelKernels.Moments(u);
         return (sum, cross, mean, variance, ChannelKernels.Combine(u, a, x, a, centre));
     }
+
+    /// <summary>The same values stored N×H×W×C, as a convolution on channels-last input returns them.</summary>
+    private static Tensor ChannelsLast(Tensor t) => t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
 
     private static (Tensor U, Tensor V) Inputs(string shapeText, ScalarType dtype, int seed)
     {
