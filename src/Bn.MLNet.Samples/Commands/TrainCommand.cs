@@ -291,7 +291,7 @@ internal static class TrainCommand
         TrainingHistory history;
         try
         {
-            history = TrainingConsole.Run(quiet, progress => trainer.Train(network, data.Train, data.Validation, progress, cancellationToken));
+            history = TrainingConsole.Run(quiet, progress => trainer.Train(network, data.Train, data.Validation, progress, cancellationToken), options.TimeBudgetSeconds);
         }
         catch (OperationCanceledException)
         {
@@ -434,7 +434,17 @@ internal static class TrainCommand
         AnsiConsole.MarkupLine($"[bold]Bn.MLNet train[/]  data {Markup.Escape(data.DataDirectory)}  rows {data.Train.RowCount}{(data.Validation is null ? string.Empty : $" (+{data.Validation.RowCount} validation)")}  test {data.Test.RowCount}");
         AnsiConsole.MarkupLine($"network  {Markup.Escape(ArchitectureSpec.Format(architecture))}  ({parameterCount:N0} parameters){(architecture.BFloat16Convolutions ? "  bfloat16 convolutions in training" : string.Empty)}");
         AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-            $"training {options.Optimizer}{(options.Optimizer == OptimizerKind.Sgd ? (options.Nesterov ? " Nesterov" : string.Empty) + $" momentum {options.Momentum}" : string.Empty)} lr {options.LearningRate}x{options.LearningRateMultiplier} {options.Schedule}, wd {options.WeightDecay}, batch {options.BatchSize}, {(options.MaxSteps is long ms ? $"{ms} steps" : $"{options.Epochs} epochs")}{(options.TimeBudgetSeconds is double tb ? $" or {tb} s" : string.Empty)}, crop {options.RandomCropPadding} flip {options.HorizontalFlip} erasing {options.RandomErasingProbability}{(options.WeightAveragingDecay is double ema ? $" ema {ema}" : string.Empty)}, smoothing {options.LabelSmoothing}, seed {options.Seed}, {threads} threads")));
+            $"training {options.Optimizer}{(options.Optimizer == OptimizerKind.Sgd ? (options.Nesterov ? " Nesterov" : string.Empty) + $" momentum {options.Momentum}" : string.Empty)} lr {options.LearningRate}x{options.LearningRateMultiplier} {options.Schedule}, wd {options.WeightDecay}, batch {options.BatchSize}, {Length(options)}, crop {options.RandomCropPadding} flip {options.HorizontalFlip} erasing {options.RandomErasingProbability}{(options.WeightAveragingDecay is double ema ? $" ema {ema}" : string.Empty)}, smoothing {options.LabelSmoothing}, seed {options.Seed}, {threads} threads")));
+    }
+
+    /// <summary>How long training runs: steps or epochs, "or S s" under a time budget, or "until S s" when only the budget limits it.</summary>
+    private static string Length(TrainerOptions o)
+    {
+        string budget = o.TimeBudgetSeconds is double b ? b.ToString(CultureInfo.InvariantCulture) + " s" : string.Empty;
+        string planned = o.MaxSteps is long steps ? $"{steps} steps" : $"{o.Epochs} epochs";
+        if (budget.Length == 0)
+            return planned;
+        return o.MaxSteps is null && o.Epochs >= EpochsUnderTimeBudget ? $"until {budget}" : $"{planned} or {budget}";
     }
 
     private static TestOutcome EvaluateOnTest(BatchNormCnnNetwork network, DataViewBatchSource test, CancellationToken cancellationToken)

@@ -8,14 +8,29 @@ namespace Bn.MLNet.Samples.Commands;
 internal static class TrainingConsole
 {
     /// <summary>One line: epoch, step, loss, accuracy, validation accuracy, learning rate and throughput.</summary>
-    public static string Describe(TrainingProgress r) => string.Create(CultureInfo.InvariantCulture,
-        $"epoch {r.Epoch + 1}/{r.PlannedEpochs} step {r.Step} loss {r.Loss:0.0000} acc {r.Accuracy:0.0000}{(r.ValidationAccuracy is double v ? $" val {v:0.0000}" : string.Empty)} lr {r.LearningRate:0.####} {r.ImagesPerSecond:0} img/s");
+    public static string Describe(TrainingProgress r, double? timeBudgetSeconds = null) => string.Create(CultureInfo.InvariantCulture,
+        $"{Epoch(r, timeBudgetSeconds)} step {r.Step} loss {r.Loss:0.0000} acc {r.Accuracy:0.0000}{(r.ValidationAccuracy is double v ? $" val {v:0.0000}" : string.Empty)} lr {r.LearningRate:0.####} {r.ImagesPerSecond:0} img/s");
+
+    /// <summary>
+    /// "epoch N/M"; when training runs until a time budget ends (M is only the cap, <see cref="TrainCommand.EpochsUnderTimeBudget"/>),
+    /// "epoch N" and the seconds used of the budget instead.
+    /// </summary>
+    private static string Epoch(TrainingProgress r, double? timeBudgetSeconds) =>
+        timeBudgetSeconds is double budget && r.PlannedEpochs >= TrainCommand.EpochsUnderTimeBudget
+            ? string.Create(CultureInfo.InvariantCulture, $"epoch {r.Epoch + 1} ({r.ElapsedSeconds:0}/{budget:0} s)")
+            : $"epoch {r.Epoch + 1}/{r.PlannedEpochs}";
+
+    /// <summary>How far training is: the larger of the step and time fractions (the trainer's schedule uses the same rule).</summary>
+    private static double Fraction(TrainingProgress r, double? timeBudgetSeconds) =>
+        Math.Min(1, Math.Max((double)r.Step / Math.Max(1, r.PlannedSteps), timeBudgetSeconds is double budget ? r.ElapsedSeconds / budget : 0));
 
     /// <summary>
     /// Runs <paramref name="train"/> with a progress receiver: a Spectre progress bar (with elapsed and remaining time)
     /// when the console is interactive, plain epoch lines when it is not, and none when <paramref name="quiet"/>.
+    /// With <paramref name="timeBudgetSeconds"/> (the trainer's <see cref="TrainerOptions.TimeBudgetSeconds"/>) the bar
+    /// also advances with the time used.
     /// </summary>
-    public static T Run<T>(bool quiet, Func<IProgress<TrainingProgress>?, T> train)
+    public static T Run<T>(bool quiet, Func<IProgress<TrainingProgress>?, T> train, double? timeBudgetSeconds = null)
     {
         if (quiet)
         {
@@ -29,7 +44,7 @@ internal static class TrainingConsole
                 if (r.EpochCompleted)
                 {
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"{Describe(r)}  {r.ElapsedSeconds:0}s  working set {Environment.WorkingSet / (1024 * 1024)} MB"));
+                        $"{Describe(r, timeBudgetSeconds)}  {r.ElapsedSeconds:0}s  working set {Environment.WorkingSet / (1024 * 1024)} MB"));
                 }
             }));
         }
@@ -43,13 +58,12 @@ internal static class TrainingConsole
                 ProgressTask task = ctx.AddTask("starting", maxValue: 1);
                 result = train(new Callback(r =>
                 {
-                    task.MaxValue = r.PlannedSteps;
-                    task.Value = r.Step;
+                    task.Value = Fraction(r, timeBudgetSeconds);
                     task.Description = Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-                        $"epoch {r.Epoch + 1}/{r.PlannedEpochs} loss {r.Loss:0.000} acc {r.Accuracy:0.000} {r.ImagesPerSecond:0} img/s"));
+                        $"{Epoch(r, timeBudgetSeconds)} loss {r.Loss:0.000} acc {r.Accuracy:0.000} {r.ImagesPerSecond:0} img/s"));
                     if (r.EpochCompleted)
                     {
-                        AnsiConsole.MarkupLine(Markup.Escape(Describe(r)));
+                        AnsiConsole.MarkupLine(Markup.Escape(Describe(r, timeBudgetSeconds)));
                     }
                 }));
                 task.Value = task.MaxValue;

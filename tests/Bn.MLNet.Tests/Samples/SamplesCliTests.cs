@@ -3,6 +3,7 @@ using Bn.MLNet.Data;
 using Bn.MLNet.Networks;
 using Bn.MLNet.Samples.Commands;
 using Bn.MLNet.Samples.Experiments;
+using Bn.MLNet.Training;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
@@ -156,6 +157,18 @@ public class SamplesCliTests
         Assert.True(TrainCommand.EffectiveBFloat16(true));
         Assert.False(TrainCommand.EffectiveBFloat16(false));
         Assert.False(new BatchNormCnnOptions().BFloat16Convolutions);   // the library itself stays float32 unless asked
+    }
+
+    [Fact]
+    public void ProgressUnderATimeBudgetCountsEpochsAndSecondsNotTheEpochCap()
+    {
+        TrainingProgress At(int plannedEpochs) =>
+            new(2, plannedEpochs, 1200, plannedEpochs * 469L, 0.5, 0.9, 1000, 0.05, 123.4, true, null);
+
+        Assert.StartsWith("epoch 3 (123/870 s) step 1200", TrainingConsole.Describe(At(TrainCommand.EpochsUnderTimeBudget), 870));
+        Assert.StartsWith("epoch 3/15 step 1200", TrainingConsole.Describe(At(15), 870));   // --epochs 15 --time-budget 870
+        Assert.StartsWith("epoch 3/15 step 1200", TrainingConsole.Describe(At(15)));
+        Assert.DoesNotContain("/1000", TrainingConsole.Describe(At(TrainCommand.EpochsUnderTimeBudget), 870));
     }
 
     private static string ThisAssemblyPath() => typeof(SamplesCliTests).Assembly.Location;
