@@ -73,7 +73,10 @@ public sealed class BatchNormCnnOptions
     /// <summary>Hidden fully-connected widths. Default <see langword="null"/>: the default network's [256].</summary>
     public IList<int>? HiddenLayers { get; set; }
 
-    /// <summary>Dropout after each hidden layer's activation. Default 0.25.</summary>
+    /// <summary>
+    /// Dropout after each hidden layer's activation, in [0, 1). Default 0: none, as the paper recommends for BN networks
+    /// ("Remove Dropout", section 4.2.1); on Fashion-MNIST it raised the default network's test accuracy.
+    /// </summary>
     public double Dropout { get; set; } = NetworkArchitecture.DefaultNetworkDropout;
 
     /// <summary>Normalization after every convolution and hidden layer. Default <see cref="NormalizationKind.Batch"/>.</summary>
