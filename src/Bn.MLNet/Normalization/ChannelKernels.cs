@@ -34,6 +34,12 @@ internal static unsafe class ChannelKernels
     /// <summary>Row-wise loops add their T accumulators into double sums every this many rows.</summary>
     private const int RowsPerFlush = 64;
 
+    /// <summary>Rows of at most this many values, in large numbers, are reduced in chunks of rows rather than ranges of positions.</summary>
+    private const long NarrowRow = 256;
+
+    /// <summary>Rows per chunk of a narrow-row reduction (a multiple of <see cref="RowsPerFlush"/>).</summary>
+    private const long RowChunk = 1024;
+
     /// <summary>Row-wise reductions sum this many rows in registers before adding into their accumulators.</summary>
     private const int RowBlock = 4;
 
@@ -261,20 +267,54 @@ internal static unsafe class ChannelKernels
                 return;
             }
 
-            // Along columns: each thread owns a range of row positions (whole vectors), so no partial sums are merged.
             using var rented = new Rented();
             var perPosition = new Sums(sumU is null ? null : rented.Take<double>(s.Row), sumCross is null ? null : rented.Take<double>(s.Row));
             T[] centreU = PerPosition(cu, s, rented), centreV = PerPosition(cv, s, rented);
+            if (s.Row <= NarrowRow && s.N >= 2 * RowChunk)
+                ChunksOfRows(s, pu, pv, centreU, centreV, perPosition, rented);
+            else
+                RangesOfPositions(s, pu, pv, centreU, centreV, perPosition);
+            perPosition.FoldInto(sums, s.C, s.L);
+        }
+
+        /// <summary>Wide rows (1d layers): each thread owns a range of row positions (whole vectors), so no partial sums are merged.</summary>
+        private static void RangesOfPositions(Shape s, nint pu, nint pv, T[] centreU, T[] centreV, Sums perPosition)
+        {
             int w = Vector<T>.Count;
             long vectors = s.Row / w;
-            int parts2 = (int)Math.Max(1, Math.Min(s.Threads, vectors));
-            ForParts(parts2, part =>
+            int parts = (int)Math.Max(1, Math.Min(s.Threads, vectors));
+            ForParts(parts, part =>
             {
-                var (v0, v1) = Range(vectors, parts2, part);
-                long end = part == parts2 - 1 ? s.Row : v1 * w;
-                Columns(s, (T*)pu, (T*)pv, centreU, centreV, v0 * w, end, perPosition);
+                var (v0, v1) = Range(vectors, parts, part);
+                long end = part == parts - 1 ? s.Row : v1 * w;
+                Columns(s, (T*)pu, (T*)pv, centreU, centreV, v0 * w, end, 0, s.N, perPosition, 0);
             });
-            perPosition.FoldInto(sums, s.C, s.L);
+        }
+
+        /// <summary>
+        /// Narrow rows in large numbers (channels-last 2d layers: N·H·W rows of C values): the rows are cut into chunks of
+        /// <see cref="RowChunk"/>, each summed over the whole row into its own partial sums, and the partials are added in
+        /// chunk order, so the result does not depend on how many threads share the chunks.
+        /// </summary>
+        private static void ChunksOfRows(Shape s, nint pu, nint pv, T[] centreU, T[] centreV, Sums perPosition, Rented rented)
+        {
+            long chunks = (s.N + RowChunk - 1) / RowChunk;
+            var partial = new Sums(perPosition.U is null ? null : rented.Take<double>(chunks * s.Row), perPosition.Cross is null ? null : rented.Take<double>(chunks * s.Row));
+            int parts = (int)Math.Min(s.Threads, chunks);
+            ForParts(parts, part =>
+            {
+                var (k0, k1) = Range(chunks, parts, part);
+                for (long k = k0; k < k1; k++)
+                    Columns(s, (T*)pu, (T*)pv, centreU, centreV, 0, s.Row, k * RowChunk, Math.Min(s.N, (k + 1) * RowChunk), partial, k * s.Row);
+            });
+            for (long k = 0; k < chunks; k++)
+            {
+                for (long j = 0; j < s.Row; j++)
+                {
+                    if (partial.U is not null) perPosition.U![j] += partial.U[(k * s.Row) + j];
+                    if (partial.Cross is not null) perPosition.Cross![j] += partial.Cross[(k * s.Row) + j];
+                }
+            }
         }
 
         /// <summary>One channel's sums over its N runs of L values (u, and v when the cross sum is wanted, read once).</summary>
@@ -325,28 +365,28 @@ internal static unsafe class ChannelKernels
         }
 
         /// <summary>
-        /// Per row position j in [start, end): Σ over the N rows of u − cu and of (u − cu)·(v − cv). Blocks of
-        /// <see cref="RowBlock"/> rows are summed in registers one vector of positions at a time (vectorized across
-        /// positions), added into T accumulators per position, and those into the doubles every
-        /// <see cref="RowsPerFlush"/> rows.
+        /// Per row position j in [start, end): Σ over rows [firstRow, endRow) of u − cu and of (u − cu)·(v − cv), added
+        /// into <paramref name="into"/> at <paramref name="intoOffset"/> + j. Blocks of <see cref="RowBlock"/> rows are
+        /// summed in registers one vector of positions at a time (vectorized across positions), added into T
+        /// accumulators per position, and those into the doubles every <see cref="RowsPerFlush"/> rows.
         /// </summary>
-        private static void Columns(Shape s, T* u, T* v, T[] centreU, T[] centreV, long start, long end, Sums into)
+        private static void Columns(Shape s, T* u, T* v, T[] centreU, T[] centreV, long start, long end, long firstRow, long endRow, Sums into, long intoOffset)
         {
             int width = (int)(end - start);
             using var rented = new Rented();
             T[] accU = rented.Take<T>(width), accX = rented.Take<T>(width);
             fixed (T* au = accU, ax = accX, pcu = centreU, pcv = centreV)
             {
-                for (long n0 = 0; n0 < s.N; n0 += RowsPerFlush)
+                for (long n0 = firstRow; n0 < endRow; n0 += RowsPerFlush)
                 {
-                    long n1 = Math.Min(s.N, n0 + RowsPerFlush);
+                    long n1 = Math.Min(endRow, n0 + RowsPerFlush);
                     for (long n = n0; n < n1; n += RowBlock)
                     {
                         long offset = (n * s.Row) + start;
                         AddBlock(u + offset, v + offset, s.Row, (int)Math.Min(RowBlock, n1 - n), width, pcu + start, pcv + start, au, ax, into.Cross is not null);
                     }
 
-                    into.Flush(start, width, accU, accX);
+                    into.Flush(intoOffset + start, width, accU, accX);
                 }
             }
         }

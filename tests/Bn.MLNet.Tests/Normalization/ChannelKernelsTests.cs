@@ -152,10 +152,17 @@ public class ChannelKernelsTests
     [InlineData("40x8x16x16")]
     [InlineData("300x200")]
     [InlineData("300x20x3x3")]
+    [InlineData("40x8x16x16/cl")]   // channels-last: 10,240 rows of 8 values, reduced in chunks of rows
     public void TwoThreadsGiveExactlyTheOneThreadResults(string shapeText)
     {
         using var scope = torch.NewDisposeScope();
-        var (u, x) = Inputs(shapeText, ScalarType.Float32, 9);
+        var (u, x) = Inputs(shapeText.Split('/')[0], ScalarType.Float32, 9);
+        if (shapeText.EndsWith("/cl"))
+        {
+            (u, x) = (ChannelsLast(u), ChannelsLast(x));
+            Assert.True(ChannelKernels.IsChannelsLast(u));
+        }
+
         Assert.True(u.numel() >= 32768, "the shape must be large enough for the parallel path");
         long c = u.shape[1];
         double[] a = Enumerable.Range(0, (int)c).Select(i => 0.5 + (0.01 * i)).ToArray();
