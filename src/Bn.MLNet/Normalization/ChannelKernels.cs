@@ -23,8 +23,10 @@ namespace Bn.MLNet.Normalization;
 /// <para>Sums accumulate in T within a run (or a group of <see cref="RowsPerFlush"/> rows) and in double across runs,
 /// so float32 sums over large batches keep their precision. Scratch arrays come from the shared array pools.</para>
 /// <para>Work is split over <see cref="torch.get_num_threads"/> threads (the caller's libtorch setting) when the input
-/// has at least <see cref="ParallelGrain"/> values, libtorch's own grain size: by channel (along L) or by range of row
-/// positions (along rows) for the reductions, so no partial sums are merged, and by run or row for the combination.</para>
+/// has at least <see cref="ParallelGrain"/> values, libtorch's own grain size: for the reductions by channel (along L),
+/// by range of row positions (wide rows), or by chunks of <see cref="RowChunk"/> rows whose partial sums are added in
+/// chunk order (narrow rows in large numbers, as channels-last input gives), so results never depend on the thread
+/// count; by run or row for the combination.</para>
 /// </remarks>
 internal static unsafe class ChannelKernels
 {
