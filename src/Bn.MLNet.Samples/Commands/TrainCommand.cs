@@ -444,8 +444,12 @@ internal static class TrainCommand
         string planned = o.MaxSteps is long steps ? $"{steps} steps" : $"{o.Epochs} epochs";
         if (budget.Length == 0)
             return planned;
-        return o.MaxSteps is null && o.Epochs >= EpochsUnderTimeBudget ? $"until {budget}" : $"{planned} or {budget}";
+        return o.MaxSteps is null && EpochsAreOnlyTheCap(o.Epochs, o.TimeBudgetSeconds) ? $"until {budget}" : $"{planned} or {budget}";
     }
+
+    /// <summary>Whether the planned epochs are only the cap under a time budget (no --epochs given), so the budget alone ends training.</summary>
+    internal static bool EpochsAreOnlyTheCap(int plannedEpochs, double? timeBudgetSeconds) =>
+        timeBudgetSeconds is not null && plannedEpochs >= EpochsUnderTimeBudget;
 
     private static TestOutcome EvaluateOnTest(BatchNormCnnNetwork network, DataViewBatchSource test, CancellationToken cancellationToken)
     {

@@ -16,13 +16,13 @@ internal static class TrainingConsole
     /// "epoch N" and the seconds used of the budget instead.
     /// </summary>
     private static string Epoch(TrainingProgress r, double? timeBudgetSeconds) =>
-        timeBudgetSeconds is double budget && r.PlannedEpochs >= TrainCommand.EpochsUnderTimeBudget
+        timeBudgetSeconds is double budget && TrainCommand.EpochsAreOnlyTheCap(r.PlannedEpochs, timeBudgetSeconds)
             ? string.Create(CultureInfo.InvariantCulture, $"epoch {r.Epoch + 1} ({r.ElapsedSeconds:0}/{budget:0} s)")
             : $"epoch {r.Epoch + 1}/{r.PlannedEpochs}";
 
-    /// <summary>How far training is: the larger of the step and time fractions (the trainer's schedule uses the same rule).</summary>
+    /// <summary>How far training is, by the rule the trainer's schedule follows.</summary>
     private static double Fraction(TrainingProgress r, double? timeBudgetSeconds) =>
-        Math.Min(1, Math.Max((double)r.Step / Math.Max(1, r.PlannedSteps), timeBudgetSeconds is double budget ? r.ElapsedSeconds / budget : 0));
+        LearningRateSchedule.FractionDone(r.Step, r.PlannedSteps, r.ElapsedSeconds, timeBudgetSeconds);
 
     /// <summary>
     /// Runs <paramref name="train"/> with a progress receiver: a Spectre progress bar (with elapsed and remaining time)

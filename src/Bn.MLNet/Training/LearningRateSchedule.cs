@@ -16,6 +16,27 @@ public static class LearningRateSchedule
     }
 
     /// <summary>
+    /// The fraction of training done after <paramref name="step"/> of <paramref name="plannedSteps"/> steps, in [0, 1]:
+    /// with a time budget (<see cref="TrainerOptions.TimeBudgetSeconds"/>), the larger of the step and time fractions,
+    /// so the schedule ends annealed when the budget runs out first. This is the fraction <see cref="Trainer"/> passes to
+    /// <see cref="AtFraction"/>.
+    /// </summary>
+    /// <param name="step">Steps done.</param>
+    /// <param name="plannedSteps">Planned number of steps.</param>
+    /// <param name="elapsedSeconds">Seconds since training started.</param>
+    /// <param name="timeBudgetSeconds">The time budget, or null for none.</param>
+    public static double FractionDone(long step, long plannedSteps, double elapsedSeconds, double? timeBudgetSeconds)
+    {
+        double fraction = (double)step / Math.Max(1, plannedSteps);
+        if (timeBudgetSeconds is double budget)
+        {
+            fraction = Math.Max(fraction, elapsedSeconds / budget);
+        }
+
+        return Math.Clamp(fraction, 0, 1);
+    }
+
+    /// <summary>
     /// The learning rate when a <paramref name="fraction"/> in [0, 1] of training is done (for cosine and one-cycle; a time
     /// budget makes the fraction the larger of the step and time fractions). <see cref="LearningRateScheduleKind.Step"/>
     /// decays by epochs, computed from <paramref name="step"/>.

@@ -171,12 +171,7 @@ internal sealed class TrainingRun : IDisposable
     /// <summary>The schedule's learning rate for the coming step (the time budget can move it on), set on every parameter group.</summary>
     private double SetLearningRate()
     {
-        double fraction = (double)Steps / _plan.Steps;
-        if (_o.TimeBudgetSeconds is double budget)
-        {
-            fraction = Math.Max(fraction, _clock.Elapsed.TotalSeconds / budget);
-        }
-
+        double fraction = LearningRateSchedule.FractionDone(Steps, _plan.Steps, _clock.Elapsed.TotalSeconds, _o.TimeBudgetSeconds);
         double lr = LearningRateSchedule.AtFraction(_o, fraction, Steps, _plan.Steps, _plan.StepsPerEpoch);
         foreach (torch.optim.ILearningRateController group in _optimizer.ParamGroups)
         {

@@ -363,6 +363,16 @@ public class TrainerTests
     }
 
     [Fact]
+    public void FractionDoneIsTheLargerOfTheStepAndTimeFractions()
+    {
+        Assert.Equal(0.25, LearningRateSchedule.FractionDone(25, 100, 500, null), 12);
+        Assert.Equal(0.25, LearningRateSchedule.FractionDone(25, 100, 100, 870), 12);   // steps ahead of the clock
+        Assert.Equal(0.5, LearningRateSchedule.FractionDone(25, 100, 435, 870), 12);    // the clock ahead of the steps
+        Assert.Equal(1.0, LearningRateSchedule.FractionDone(25, 100, 900, 870), 12);    // past the budget: clamped
+        Assert.Equal(1.0, LearningRateSchedule.FractionDone(130, 100, 0, null), 12);
+    }
+
+    [Fact]
     public void SchedulesFollowTheirDefinitions()
     {
         var o = new TrainerOptions { LearningRate = 0.1, LearningRateMultiplier = 5, OneCycleDivFactor = 25, OneCycleWarmupFraction = 0.25, FinalLearningRateFraction = 0 };
