@@ -122,8 +122,9 @@ public class MLNetFitBenchmarks : MLNetBenchmarkBase
     [Benchmark(Baseline = true)]
     public float RawTorchSharpEpoch()
     {
-        torch.manual_seed(Seed);
-        using var net = new BatchNormCnnNetwork(Options().ToArchitecture(FashionMnist.ClassCount));
+        NetworkArchitecture architecture = Options().Network;
+        architecture.ClassCount = FashionMnist.ClassCount;
+        using var net = new BatchNormCnnNetwork(architecture, Seed);
         net.train();
         using var opt = torch.optim.SGD(net.parameters(), 0.05, momentum: 0.9, nesterov: true, weight_decay: 5e-4);
         float last = 0;

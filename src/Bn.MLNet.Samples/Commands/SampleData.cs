@@ -32,9 +32,23 @@ internal static class SampleData
     /// the BN CNN, predicted key → text <c>PredictedClass</c>.
     /// </summary>
     public static IEstimator<ITransformer> Pipeline(MLContext ml, BatchNormCnnOptions options) =>
-        ml.Transforms.Conversion.MapValueToKey(options.LabelColumnName, ClassColumn, keyData: ClassOrder(ml))
+        ToKey(ml, options.LabelColumnName)
             .Append(ml.Transforms.BatchNormCnn(options))
             .Append(ml.Transforms.Conversion.MapKeyToValue(PredictedClassColumn, options.PredictedLabelColumnName));
+
+    /// <summary>Text class → key <paramref name="labelColumnName"/>, keys in the official class order.</summary>
+    public static IEstimator<ITransformer> ToKey(MLContext ml, string labelColumnName = FashionMnist.LabelColumnName) =>
+        ml.Transforms.Conversion.MapValueToKey(labelColumnName, ClassColumn, keyData: ClassOrder(ml));
+
+    /// <summary>
+    /// The model <see cref="Pipeline"/> fits, from its parts: the fitted text → key mapping, the BN CNN and a predicted
+    /// key → text mapping fitted here on <paramref name="keyed"/> (rows the key mapping produced).
+    /// </summary>
+    public static ITransformer Chain(MLContext ml, ITransformer toKey, BatchNormCnnTransformer cnn, IDataView keyed)
+    {
+        var toText = ml.Transforms.Conversion.MapKeyToValue(PredictedClassColumn, cnn.PredictedLabelColumnName).Fit(cnn.Transform(keyed));
+        return new TransformerChain<ITransformer>(toKey, cnn, toText);
+    }
 
     /// <summary>
     /// The same model <see cref="Pipeline"/> fits (text class → key, the BN CNN, predicted key → text), built around a
@@ -50,13 +64,10 @@ internal static class SampleData
                 $"The network has {network.Architecture.ClassCount} classes; these commands use Fashion-MNIST's {FashionMnist.ClassCount}.", nameof(network));
         }
 
-        var options = new BatchNormCnnOptions();
         IDataView input = ml.Data.LoadFromEnumerable(Array.Empty<ImageRow>(), RowSchema(network.Architecture.InputLength));
-        var toKey = ml.Transforms.Conversion.MapValueToKey(options.LabelColumnName, ClassColumn, keyData: ClassOrder(ml)).Fit(input);
-        var cnn = BatchNormCnnTransformer.FromNetwork(ml, network, FashionMnist.ClassNames, options, history);
-        var toText = ml.Transforms.Conversion.MapKeyToValue(PredictedClassColumn, options.PredictedLabelColumnName)
-            .Fit(cnn.Transform(toKey.Transform(input)));
-        return new TransformerChain<ITransformer>(toKey, cnn, toText);
+        var toKey = ToKey(ml).Fit(input);
+        var cnn = BatchNormCnnTransformer.FromNetwork(ml, network, FashionMnist.ClassNames, null, history);
+        return Chain(ml, toKey, cnn, toKey.Transform(input));
     }
 
     /// <summary>The input schema of the models these commands save (a <c>Features</c> vector and the text <c>Class</c>).</summary>

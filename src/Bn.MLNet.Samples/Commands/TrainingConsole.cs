@@ -12,11 +12,11 @@ internal static class TrainingConsole
         $"{Epoch(r, timeBudgetSeconds)} step {r.Step} loss {r.Loss:0.0000} acc {r.Accuracy:0.0000}{(r.ValidationAccuracy is double v ? $" val {v:0.0000}" : string.Empty)} lr {r.LearningRate:0.####} {r.ImagesPerSecond:0} img/s");
 
     /// <summary>
-    /// "epoch N/M"; when training runs until a time budget ends (M is only the cap, <see cref="TrainCommand.EpochsUnderTimeBudget"/>),
+    /// "epoch N/M"; when training runs until a time budget ends (M is only the cap, <see cref="TrainCommandOptions.EpochsUnderTimeBudget"/>),
     /// "epoch N" and the seconds used of the budget instead.
     /// </summary>
     private static string Epoch(TrainingProgress r, double? timeBudgetSeconds) =>
-        timeBudgetSeconds is double budget && TrainCommand.EpochsAreOnlyTheCap(r.PlannedEpochs, timeBudgetSeconds)
+        timeBudgetSeconds is double budget && TrainCommandOptions.EpochsAreOnlyTheCap(r.PlannedEpochs, timeBudgetSeconds)
             ? string.Create(CultureInfo.InvariantCulture, $"epoch {r.Epoch + 1} ({r.ElapsedSeconds:0}/{budget:0} s)")
             : $"epoch {r.Epoch + 1}/{r.PlannedEpochs}";
 
@@ -27,7 +27,7 @@ internal static class TrainingConsole
     /// <summary>
     /// Runs <paramref name="train"/> with a progress receiver: a Spectre progress bar (with elapsed and remaining time)
     /// when the console is interactive, plain epoch lines when it is not, and none when <paramref name="quiet"/>.
-    /// With <paramref name="timeBudgetSeconds"/> (the trainer's <see cref="TrainerOptions.TimeBudgetSeconds"/>) the bar
+    /// With <paramref name="timeBudgetSeconds"/> (the trainer's <see cref="TrainerOptions.TimeBudget"/>, in seconds) the bar
     /// also advances with the time used.
     /// </summary>
     public static T Run<T>(bool quiet, Func<IProgress<TrainingProgress>?, T> train, double? timeBudgetSeconds = null)

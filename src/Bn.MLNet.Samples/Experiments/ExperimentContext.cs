@@ -48,7 +48,7 @@ public sealed class ExperimentContext
     public string PathOf(string fileName) => Path.Combine(OutputDirectory, fileName);
 
     /// <summary>A training source over the first <paramref name="rows"/> training rows (all when null).</summary>
-    public IBatchSource TrainSource(int? rows = null)
+    public BatchSource TrainSource(int? rows = null)
     {
         if (rows is null || rows >= Train.Count)
         {
@@ -62,13 +62,13 @@ public sealed class ExperimentContext
     }
 
     /// <summary>The test source.</summary>
-    public IBatchSource TestSource() => new TensorBatchSource(Test.Images.Pixels, Test.Labels, Test.Images.PixelsPerImage, Seed, FashionMnist.ClassCount);
+    public BatchSource TestSource() => new TensorBatchSource(Test.Images.Pixels, Test.Labels, Test.Images.PixelsPerImage, Seed, FashionMnist.ClassCount);
 
     /// <summary>
     /// Builds a network from <paramref name="architecture"/> (seeded), trains it with <paramref name="options"/> and
     /// evaluates it on the test set every <paramref name="evaluateEverySteps"/> steps.
     /// </summary>
-    public ExperimentRun Run(string name, NetworkArchitecture architecture, TrainerOptions options, int evaluateEverySteps, IBatchSource? train = null)
+    public ExperimentRun Run(string name, NetworkArchitecture architecture, TrainerOptions options, int evaluateEverySteps, BatchSource? train = null)
     {
         options = options.Clone();
         options.Seed = Seed;

@@ -29,7 +29,7 @@ internal static class InferenceModesExperiment
         };
         var run = ctx.Run("BN CNN", arch, options, int.MaxValue, ctx.TrainSource(ctx.Quick ? 3000 : null));
         BatchNormCnnNetwork network = run.Network;
-        IBatchSource test = ctx.TestSource();
+        BatchSource test = ctx.TestSource();
         int repeats = ctx.Quick ? 1 : 3;
 
         var rows = new List<(string Mode, EvaluationResult Result, double ImagesPerSecond)>();
@@ -69,7 +69,7 @@ internal static class InferenceModesExperiment
         network.Dispose();
     }
 
-    private static double Throughput(nn.Module<Tensor, Tensor> network, IBatchSource source, int repeats)
+    private static double Throughput(nn.Module<Tensor, Tensor> network, BatchSource source, int repeats)
     {
         var rates = new List<double>();
         for (int i = 0; i < repeats; i++)
@@ -83,7 +83,7 @@ internal static class InferenceModesExperiment
         return rates[rates.Count / 2];
     }
 
-    private static IEnumerable<Tensor> TrainingBatches(IBatchSource source, int batchSize, int count)
+    private static IEnumerable<Tensor> TrainingBatches(BatchSource source, int batchSize, int count)
     {
         int produced = 0;
         foreach (MiniBatch batch in source.ReadEpoch(batchSize, 0, shuffle: true))

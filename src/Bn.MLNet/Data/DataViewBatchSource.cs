@@ -4,7 +4,7 @@ using Microsoft.ML.Data;
 namespace Bn.MLNet.Data;
 
 /// <summary>
-/// An <see cref="IBatchSource"/> that streams mini-batches from any <see cref="IDataView"/> through a row cursor,
+/// A <see cref="BatchSource"/> that streams mini-batches from any <see cref="IDataView"/> through a row cursor,
 /// so it never materializes the data set. Rows pass through a bounded shuffle buffer: at most
 /// <see cref="ShuffleBufferSize"/> rows plus one batch are held at any time.
 /// </summary>
@@ -24,7 +24,7 @@ namespace Bn.MLNet.Data;
 /// order. Its arrays are allocated once per instance (sized by <see cref="IDataView.GetRowCount"/> when the view
 /// knows it) and reused across epochs, so enumerate one epoch at a time per instance.</para>
 /// </remarks>
-public sealed class DataViewBatchSource : IBatchSource
+internal sealed class DataViewBatchSource : BatchSource
 {
     private readonly IDataView _data;
     private readonly DataViewSchema.Column _featureColumn;
@@ -107,7 +107,7 @@ public sealed class DataViewBatchSource : IBatchSource
     }
 
     /// <inheritdoc />
-    public int FeatureLength { get; }
+    public override int FeatureLength { get; }
 
     /// <summary>Number of classes: the label key type's count. Class indices are 0..ClassCount−1.</summary>
     public int ClassCount { get; }
@@ -122,7 +122,7 @@ public sealed class DataViewBatchSource : IBatchSource
     public int Seed { get; }
 
     /// <summary>The view's row count when it knows it without a pass, otherwise null.</summary>
-    public long? RowCount => _data.GetRowCount();
+    public override long? RowCount => _data.GetRowCount();
 
     /// <summary>
     /// Whether to ask a view that <see cref="IDataView.CanShuffle"/> for a randomly ordered cursor when shuffling
@@ -139,7 +139,7 @@ public sealed class DataViewBatchSource : IBatchSource
     /// <exception cref="InvalidDataException">(During enumeration) a row has a missing label key (0), a feature vector
     /// of the wrong length, or a NaN or infinite feature value (also a Double outside Single's range); the message names
     /// the column, the row (its position in the cursor: the row index when not shuffled), the slot and the value.</exception>
-    public IEnumerable<MiniBatch> ReadEpoch(int batchSize, int epoch, bool shuffle, CancellationToken cancellationToken = default)
+    internal override IEnumerable<MiniBatch> ReadEpoch(int batchSize, int epoch, bool shuffle, CancellationToken cancellationToken = default)
     {
         EpochShuffle.CheckArguments(batchSize, epoch);
         return Iterate(batchSize, epoch, shuffle, cancellationToken);

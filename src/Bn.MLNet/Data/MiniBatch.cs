@@ -1,7 +1,7 @@
 namespace Bn.MLNet.Data;
 
 /// <summary>One mini-batch in reusable buffers: rows [0, <see cref="Count"/>) are valid.</summary>
-public sealed class MiniBatch
+internal sealed class MiniBatch
 {
     /// <summary>Creates buffers for up to <paramref name="capacity"/> rows of <paramref name="featureLength"/> values.</summary>
     public MiniBatch(int capacity, int featureLength)

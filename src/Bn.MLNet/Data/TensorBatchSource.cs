@@ -3,14 +3,14 @@ using static TorchSharp.torch;
 namespace Bn.MLNet.Data;
 
 /// <summary>
-/// An <see cref="IBatchSource"/> over data already in memory: features as <see cref="float"/> or <see cref="byte"/>
+/// A <see cref="BatchSource"/> over data already in memory: features as <see cref="float"/> or <see cref="byte"/>
 /// rows (bytes are converted to float per batch, so byte images stay 4× smaller) or a TorchSharp tensor, and labels as
 /// zero-based class indices. When shuffling, each epoch uses a full permutation drawn from
 /// <c>new Random(seed + epoch × 1,000,003)</c>, so the same seed and epoch always give the same order.
 /// </summary>
 /// <remarks>The data is read-only; each <see cref="ReadEpoch"/> enumeration has its own <see cref="MiniBatch"/>, so
 /// separate enumerations may run concurrently.</remarks>
-public sealed class TensorBatchSource : IBatchSource
+internal sealed class TensorBatchSource : BatchSource
 {
     private readonly float[]? _floatFeatures;
     private readonly byte[]? _byteFeatures;
@@ -117,10 +117,13 @@ public sealed class TensorBatchSource : IBatchSource
     }
 
     /// <inheritdoc />
-    public int FeatureLength { get; }
+    public override int FeatureLength { get; }
 
     /// <summary>Number of rows.</summary>
     public int Count => _labels.Length;
+
+    /// <inheritdoc />
+    public override long? RowCount => _labels.Length;
 
     /// <summary>Number of classes: labels are 0..ClassCount−1.</summary>
     public int ClassCount { get; }
@@ -129,7 +132,7 @@ public sealed class TensorBatchSource : IBatchSource
     public int Seed { get; }
 
     /// <inheritdoc />
-    public IEnumerable<MiniBatch> ReadEpoch(int batchSize, int epoch, bool shuffle, CancellationToken cancellationToken = default)
+    internal override IEnumerable<MiniBatch> ReadEpoch(int batchSize, int epoch, bool shuffle, CancellationToken cancellationToken = default)
     {
         EpochShuffle.CheckArguments(batchSize, epoch);
         return Iterate(batchSize, epoch, shuffle, cancellationToken);

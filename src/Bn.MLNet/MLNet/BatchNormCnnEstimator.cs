@@ -31,14 +31,14 @@ namespace Bn.MLNet;
 /// </list>
 /// <para><b>Image pipelines.</b> With ML.NET's <c>ExtractPixels</c>, keep <c>interleavePixelColors: false</c> (its
 /// default): its planar output, C planes of H×W, is the network's C×H×W. ML.NET adds no annotation naming the layout;
-/// the only trace is the vector type's dimensions, C×H×W when planar and H×W×C when interleaved. <see cref="Fit"/> and
+/// the only trace is the vector type's dimensions, C×H×W when planar and H×W×C when interleaved. <see cref="Fit(IDataView)"/> and
 /// the transformer read them: an H×W×C column (C &gt; 1) is refused with a message naming
 /// <c>interleavePixelColors: false</c>, other three-dimensional shapes that are not C×H×W are refused too, and
 /// H×W×1 passes (the same values as 1×H×W). The dimensions survive <c>CopyColumns</c> and a one-column
 /// <c>Concatenate</c>, but a vector without them (pixels from the application's own row class, a text file, a
 /// multi-column <c>Concatenate</c>) carries no layout: an interleaved vector of the right length then cannot be told
 /// apart and is read as planar.</para>
-/// <para>All input columns pass through. <see cref="Fit"/> streams the data (a bounded shuffle buffer, never the whole
+/// <para>All input columns pass through. <see cref="Fit(IDataView)"/> streams the data (a bounded shuffle buffer, never the whole
 /// view), logs through the <see cref="MLContext"/> log (<c>mlContext.Log</c>) and <see cref="BatchNormCnnOptions.Progress"/>,
 /// and returns the transformer in eval mode.</para>
 /// </remarks>
@@ -64,9 +64,21 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema) =>
         BatchNormCnnSchema.GetOutputShape(inputSchema, ColumnSettings.From(_options));
 
-    /// <summary>Trains the network on <paramref name="input"/>.</summary>
+    /// <summary>Trains the network on <paramref name="input"/> (with <see cref="BatchNormCnnOptions.ValidationData"/> when it is set).</summary>
+    /// <inheritdoc cref="Fit(IDataView, IDataView?)"/>
+    public BatchNormCnnTransformer Fit(IDataView input) => Fit(input, null);
+
+    /// <summary>
+    /// Trains the network on <paramref name="trainData"/> and evaluates <paramref name="validationData"/> after every
+    /// epoch: its accuracy picks the best epoch, whose weights the model keeps, and
+    /// <see cref="BatchNormCnnOptions.EarlyStoppingPatience"/> stops on it. The validation data takes the place of the
+    /// <see cref="BatchNormCnnOptions.ValidationData"/> option (give one or the other).
+    /// </summary>
+    /// <param name="trainData">The training rows.</param>
+    /// <param name="validationData">Rows with the same columns, or null for none.</param>
     /// <exception cref="ArgumentException">The columns do not fit (see <see cref="GetOutputSchema"/>; here the vector length is also
-    /// checked), or the training data or <see cref="BatchNormCnnOptions.ValidationData"/> has no rows.</exception>
+    /// checked), the training or validation data has no rows, validation data is given twice (argument and option), or early
+    /// stopping has no validation data.</exception>
     /// <exception cref="InvalidDataException">A feature value of the training or validation data is NaN or infinite; the message
     /// names the column, the row, the slot and the value, and ML.NET's ReplaceMissingValues and FilterRowsByMissingValues.</exception>
     /// <exception cref="TrainingDivergedException">Training diverged before any optimizer step gave a finite network. When it
@@ -74,54 +86,36 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
     /// carries a warning, and <see cref="BatchNormCnnTransformer.TrainingHistory"/> the details (<see cref="TrainingHistory.Divergence"/>).</exception>
     /// <exception cref="OperationCanceledException"><see cref="BatchNormCnnOptions.CancellationToken"/> was cancelled.</exception>
     /// <remarks>The libtorch thread count set by <see cref="BatchNormCnnOptions.Threads"/> holds during Fit only; the process's
-    /// previous count is put back when Fit returns or throws.</remarks>
-    public BatchNormCnnTransformer Fit(IDataView input)
+    /// previous count is put back when Fit returns or throws. libtorch's global random stream is not used.</remarks>
+    public BatchNormCnnTransformer Fit(IDataView trainData, IDataView? validationData)
     {
-        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(trainData);
         var o = _options;
+        var validation = ValidationInput.Resolve(validationData, o);
         var columns = ColumnSettings.From(o);
-        var labels = CheckData(input, o.ValidationData, columns);
+        var labels = CheckData(trainData, validation, columns);
 
         var host = _env.Register("BatchNormCnn");
-        int seed = o.Seed ?? host.Rand.Next();
-        var architecture = o.ToArchitecture(labels.Count);
-        var trainerOptions = o.ToTrainerOptions(seed);
+        var trainerOptions = o.Trainer.Clone();
+        int seed = trainerOptions.Seed ??= host.Rand.Next();
+        var architecture = o.Network.Clone();
+        architecture.ClassCount = labels.Count;
+        architecture.Validate();
 
         using var ch = host.Start("Fit");
         ch.Info(MessageSensitivity.None, "{0}", $"BatchNormCnn: training {architecture.ToJson()} on '{columns.FeatureColumnName}' ({columns.ShapeText}) → {labels.Count} classes; " +
                 $"{o.Epochs} epochs, batch {o.BatchSize}, {o.Optimizer} lr {o.LearningRate} ({o.Schedule}), seed {seed}, inference {o.InferenceMode}.");
 
         using var threads = TorchThreadScope.Set(trainerOptions.Threads ?? Environment.ProcessorCount);
-        torch.manual_seed(seed);
-        var network = new BatchNormCnnNetwork(architecture);
+        var network = new BatchNormCnnNetwork(architecture, seed);
         try
         {
-            var train = new DataViewBatchSource(input, columns.FeatureColumnName, columns.LabelColumnName, columns.FeatureLength, o.ShuffleBufferSize, seed)
+            var train = new DataViewBatchSource(trainData, columns.FeatureColumnName, columns.LabelColumnName, columns.FeatureLength, o.ShuffleBufferSize, seed)
             {
                 DataName = "the training data",
             };
-            var validation = o.ValidationData is null
-                ? null
-                : new DataViewBatchSource(o.ValidationData, columns.FeatureColumnName, columns.LabelColumnName, columns.FeatureLength, o.ShuffleBufferSize, seed)
-                {
-                    DataName = "the validation data (BatchNormCnnOptions.ValidationData)",
-                };
-            var history = new Trainer(trainerOptions).Train(network, train, validation, new ChannelProgress(ch, o.Progress), o.CancellationToken);
-            ReportDivergence(ch, history, o);
-
-            var last = history.Epochs.LastOrDefault();
-            ch.Info(MessageSensitivity.None, "{0}", $"BatchNormCnn: trained {history.TotalSteps} steps on {history.TrainingRows} rows in {history.TrainSeconds:F1} s" +
-                    (last is null ? "." : $"; last epoch loss {last.TrainLoss:F4}, accuracy {last.TrainAccuracy:F4}" +
-                     (last.ValidationAccuracy is double va ? $", validation accuracy {va:F4}." : ".")));
-
-            if (o.InferenceMode == BatchNormInferenceMode.PopulationStatistics)
-            {
-                o.CancellationToken.ThrowIfCancellationRequested();
-                int batches = Normalization.PopulationStatistics.Recompute(network, Batches(train, o.BatchSize, columns.FeatureLength, o.CancellationToken));
-                ch.Info(MessageSensitivity.None, "{0}", $"BatchNormCnn: replaced the BN moving averages by population statistics over {batches} training mini-batches (Algorithm 2).");
-            }
-
-            network.eval();
+            var history = Train(network, train, validation, trainerOptions, ch);
+            FinishNetwork(network, train, ch);
             return new BatchNormCnnTransformer(columns, labels, network, history, o.InferenceMode, o.InferenceBatchSize, o.TestTimeFlipAveraging);
         }
         catch
@@ -131,33 +125,70 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
         }
     }
 
+    /// <summary>Runs the trainer (reporting to the log and the progress receiver) and logs how training ended.</summary>
+    private TrainingHistory Train(BatchNormCnnNetwork network, DataViewBatchSource train, ValidationInput? validation, TrainerOptions trainerOptions, IChannel ch)
+    {
+        var o = _options;
+        var columns = ColumnSettings.From(o);
+        var validationSource = validation is null
+            ? null
+            : new DataViewBatchSource(validation.Data, columns.FeatureColumnName, columns.LabelColumnName, columns.FeatureLength, o.ShuffleBufferSize, trainerOptions.Seed!.Value)
+            {
+                DataName = validation.Name,
+            };
+        network.BFloat16FallbackReported = f => ch.Warning(MessageSensitivity.None, "{0}", "BatchNormCnn: " + f);
+        var history = new Trainer(trainerOptions).Train(network, train, validationSource, new ChannelProgress(ch, o.Progress), o.CancellationToken);
+        ReportDivergence(ch, history, o);
+
+        var last = history.Epochs.LastOrDefault();
+        ch.Info(MessageSensitivity.None, "{0}", $"BatchNormCnn: trained {history.TotalSteps} steps on {history.TrainingRows} rows in {history.TrainSeconds:F1} s" +
+                (last is null ? "." : $"; last epoch loss {last.TrainLoss:F4}, accuracy {last.TrainAccuracy:F4}" +
+                 (last.ValidationAccuracy is double va ? $", validation accuracy {va:F4}." : ".")));
+        return history;
+    }
+
+    /// <summary>After training: population statistics when asked for (Algorithm 2), then eval mode.</summary>
+    private void FinishNetwork(BatchNormCnnNetwork network, DataViewBatchSource train, IChannel ch)
+    {
+        var o = _options;
+        if (o.InferenceMode == BatchNormInferenceMode.PopulationStatistics)
+        {
+            o.CancellationToken.ThrowIfCancellationRequested();
+            int batches = Normalization.PopulationStatistics.Recompute(network, Batches(train, o.BatchSize, train.FeatureLength, o.CancellationToken));
+            ch.Info(MessageSensitivity.None, "{0}", $"BatchNormCnn: replaced the BN moving averages by population statistics over {batches} training mini-batches (Algorithm 2).");
+        }
+
+        network.eval();
+    }
+
     /// <summary>
     /// Checks the training data and the optional validation data (feature column, rows, key-typed label column with the
     /// same number of classes) and returns the training data's class labels.
     /// </summary>
-    private static ClassLabels CheckData(IDataView input, IDataView? validationData, ColumnSettings columns)
+    private static ClassLabels CheckData(IDataView input, ValidationInput? validation, ColumnSettings columns)
     {
         BatchNormCnnSchema.CheckFeatureColumn(input.Schema, columns, nameof(input));
         CheckHasRows(input, $"The training data (Fit's input, feature column '{columns.FeatureColumnName}', label column '{columns.LabelColumnName}') has no rows; " +
             "training needs at least 2. Check the file or collection it was loaded from and any filter before the estimator.", nameof(input));
         var labelColumn = BatchNormCnnSchema.CheckLabelColumn(input.Schema, columns, nameof(input));
         var labels = ClassLabels.FromColumn(labelColumn);
-        if (validationData is not null)
+        if (validation is not null)
         {
-            BatchNormCnnSchema.CheckFeatureColumn(validationData.Schema, columns, nameof(BatchNormCnnOptions.ValidationData));
-            CheckHasRows(validationData, "The validation data (BatchNormCnnOptions.ValidationData) has no rows; pass data with rows, or leave ValidationData null.",
-                nameof(BatchNormCnnOptions.ValidationData));
-            var vl = BatchNormCnnSchema.CheckLabelColumn(validationData.Schema, columns, nameof(BatchNormCnnOptions.ValidationData));
+            BatchNormCnnSchema.CheckFeatureColumn(validation.Data.Schema, columns, validation.ParamName);
+            CheckHasRows(validation.Data, $"{Capitalized(validation.Name)} has no rows; pass data with rows, or no validation data.", validation.ParamName);
+            var vl = BatchNormCnnSchema.CheckLabelColumn(validation.Data.Schema, columns, validation.ParamName);
             if (((KeyDataViewType)vl.Type).Count != (ulong)labels.Count)
             {
                 throw new ArgumentException(
-                    $"Validation label column '{columns.LabelColumnName}' has {((KeyDataViewType)vl.Type).Count} classes; the training data has {labels.Count}. " +
-                    "Fit one MapValueToKey on the training data and apply it to both.", nameof(BatchNormCnnOptions.ValidationData));
+                    $"The label column '{columns.LabelColumnName}' of {validation.Name} has {((KeyDataViewType)vl.Type).Count} classes; the training data has {labels.Count}. " +
+                    "Fit one MapValueToKey on the training data and apply it to both.", validation.ParamName);
             }
         }
 
         return labels;
     }
+
+    private static string Capitalized(string s) => char.ToUpperInvariant(s[0]) + s[1..];
 
     private static void CheckHasRows(IDataView data, string message, string paramName)
     {
@@ -202,7 +233,7 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
     }
 
     /// <summary>Training mini-batches as tensors for Algorithm 2 (one pass, unshuffled; batches of one row are skipped).</summary>
-    private static IEnumerable<Tensor> Batches(IBatchSource source, int batchSize, int featureLength, CancellationToken token)
+    private static IEnumerable<Tensor> Batches(BatchSource source, int batchSize, int featureLength, CancellationToken token)
     {
         foreach (var batch in source.ReadEpoch(batchSize, epoch: 0, shuffle: false, token))
         {

@@ -6,20 +6,21 @@ using Microsoft.ML;
 namespace Bn.MLNet;
 
 /// <summary>
-/// Settings of <see cref="BatchNormCnnCatalog.BatchNormCnn(TransformsCatalog, BatchNormCnnOptions)"/>: the columns,
-/// the image shape, the network, the training engine and the inference mode. Every property is settable so an object
-/// initializer works; each documents its default.
+/// Settings of the BatchNormCnn estimator (<see cref="BatchNormCnnCatalog"/>): the columns, the network
+/// (<see cref="Network"/>), the training engine (<see cref="Trainer"/>), the data and the inference mode. Every property
+/// is settable so an object initializer works; each documents its default.
 /// </summary>
 /// <remarks>
-/// The defaults are the training recipe of the samples' <c>train</c> command, which reads its defaults from this
-/// class: SGD with Nesterov momentum, a one-cycle schedule to 0.1, weight decay 5e-4, batch 128, label smoothing 0.1,
-/// random crops (padding 2) and horizontal flips. The lower-level <see cref="TrainerOptions"/> leaves smoothing and
-/// augmentation off by default.
+/// <para><b>One source for each setting.</b> The network's settings live in <see cref="Network"/> (a
+/// <see cref="NetworkArchitecture"/>) and the training engine's in <see cref="Trainer"/> (a <see cref="TrainerOptions"/>),
+/// the same types a user of <see cref="BatchNormCnnNetwork"/> and <see cref="Training.Trainer"/> sets, with their
+/// defaults and validation declared there once; every training setting is reachable through <see cref="Trainer"/>. The
+/// flat properties (<see cref="Epochs"/>, <see cref="ImageChannels"/>, ...) read and write those nested settings: they
+/// are shortcuts for the common ones, not copies.</para>
+/// <para><see cref="Network"/>'s class count comes from the label column at <c>Fit</c>.</para>
 /// </remarks>
 public sealed class BatchNormCnnOptions
 {
-    // ---- Columns -----------------------------------------------------------------------------------------------
-
     /// <summary>Default of <see cref="FeatureColumnName"/>.</summary>
     internal const string DefaultFeatureColumnName = "Features";
 
@@ -31,6 +32,20 @@ public sealed class BatchNormCnnOptions
 
     /// <summary>Default of <see cref="PredictedLabelColumnName"/>.</summary>
     internal const string DefaultPredictedLabelColumnName = "PredictedLabel";
+
+    /// <summary>Default of <see cref="ShuffleBufferSize"/>.</summary>
+    internal const int DefaultShuffleBufferSize = 8192;
+
+    /// <summary>Default of <see cref="InferenceBatchSize"/>.</summary>
+    internal const int DefaultInferenceBatchSize = 256;
+
+    /// <summary>Creates the default settings (those of the natural-image recipe for training; see <see cref="TrainerOptions.UseNaturalImageRecipe"/>).</summary>
+    public BatchNormCnnOptions()
+    {
+        Trainer.UseNaturalImageRecipe();
+    }
+
+    // ---- Columns -----------------------------------------------------------------------------------------------
 
     /// <summary>The feature column: a known-size vector of Single, Byte or Double of length C×H×W. Default "Features".</summary>
     public string FeatureColumnName { get; set; } = DefaultFeatureColumnName;
@@ -50,165 +65,146 @@ public sealed class BatchNormCnnOptions
     /// </summary>
     public string? EmbeddingColumnName { get; set; }
 
-    // ---- Image shape -------------------------------------------------------------------------------------------
-
-    /// <summary>Image channels C. Default 1.</summary>
-    public int ImageChannels { get; set; } = NetworkArchitecture.DefaultInputChannels;
-
-    /// <summary>Image height H in pixels. Default 28.</summary>
-    public int ImageHeight { get; set; } = NetworkArchitecture.DefaultInputSize;
-
-    /// <summary>Image width W in pixels. Default 28.</summary>
-    public int ImageWidth { get; set; } = NetworkArchitecture.DefaultInputSize;
-
-    // ---- Network -----------------------------------------------------------------------------------------------
+    // ---- The two nested settings -------------------------------------------------------------------------------
 
     /// <summary>
-    /// Convolution stages (3×3 kernels), in order. Default <see langword="null"/>: the default network's stages
-    /// (32×2 → max-pool → 64×2 → max-pool, see <see cref="NetworkArchitecture.Default"/>). An empty list gives a
-    /// fully-connected network.
+    /// The network: input shape, convolution stages, hidden layers, normalization, activation, bfloat16 training.
+    /// Default <see cref="NetworkArchitecture.Default"/> (1×28×28 input, 32×2 → pool → 64×2 → pool, one hidden layer of 256,
+    /// Batch Normalization, ReLU). Its class count is set from the label column at <c>Fit</c>.
     /// </summary>
-    public IList<ConvStage>? ConvStages { get; set; }
-
-    /// <summary>Hidden fully-connected widths. Default <see langword="null"/>: the default network's [256].</summary>
-    public IList<int>? HiddenLayers { get; set; }
+    public NetworkArchitecture Network { get; set; } = NetworkArchitecture.Default();
 
     /// <summary>
-    /// Dropout after each hidden layer's activation, in [0, 1). Default 0: none, as the paper recommends for BN networks
-    /// ("Remove Dropout", section 4.2.1); on Fashion-MNIST it raised the default network's test accuracy.
+    /// The training engine: epochs or steps or a time budget, batch size, optimizer, schedule, regularization,
+    /// augmentation, seed, threads, early stopping, logging. Default: <see cref="TrainerOptions"/>' defaults with the
+    /// natural-image recipe (<see cref="TrainerOptions.UseNaturalImageRecipe"/>).
     /// </summary>
-    public double Dropout { get; set; } = NetworkArchitecture.DefaultNetworkDropout;
+    public TrainerOptions Trainer { get; set; } = new();
 
-    /// <summary>Normalization after every convolution and hidden layer. Default <see cref="NormalizationKind.Batch"/>.</summary>
-    public NormalizationKind Normalization { get; set; } = NetworkArchitecture.DefaultNormalization;
+    // ---- Shortcuts to the network's settings ------------------------------------------------------------------
 
-    /// <summary>Activation after every normalization. Default <see cref="ActivationKind.ReLU"/>.</summary>
-    public ActivationKind Activation { get; set; } = NetworkArchitecture.DefaultActivation;
+    /// <summary>Image channels C (<see cref="NetworkArchitecture.InputChannels"/>). Default 1.</summary>
+    public int ImageChannels { get => Network.InputChannels; set => Network.InputChannels = value; }
+
+    /// <summary>Image height H in pixels (<see cref="NetworkArchitecture.InputHeight"/>). Default 28.</summary>
+    public int ImageHeight { get => Network.InputHeight; set => Network.InputHeight = value; }
+
+    /// <summary>Image width W in pixels (<see cref="NetworkArchitecture.InputWidth"/>). Default 28.</summary>
+    public int ImageWidth { get => Network.InputWidth; set => Network.InputWidth = value; }
 
     /// <summary>
-    /// Momentum of the BN running-statistics update (new = (1 − m)·old + m·batch). Default 0.1;
-    /// <see langword="null"/> = cumulative average (only with <see cref="NormalizationKind.Batch"/>).
+    /// Convolution stages (3×3 kernels), in order (<see cref="NetworkArchitecture.ConvStages"/>). Default: 32×2 → max-pool →
+    /// 64×2 → max-pool. An empty list gives a fully-connected network; setting <see langword="null"/> restores the default.
     /// </summary>
-    public double? BatchNormMomentum { get; set; } = NetworkArchitecture.DefaultBatchNormMomentum;
+    public IList<ConvStage>? ConvStages
+    {
+        get => Network.ConvStages;
+        set => Network.ConvStages = value is null ? NetworkArchitecture.Default().ConvStages : value.Select(s => new ConvStage(s.Channels, s.Repeats, s.MaxPool)).ToList();
+    }
 
-    /// <summary>The ε added to the variance. Default 1e-5.</summary>
-    public double BatchNormEps { get; set; } = NetworkArchitecture.DefaultBatchNormEps;
+    /// <summary>Hidden fully-connected widths (<see cref="NetworkArchitecture.HiddenLayers"/>). Default [256]; setting <see langword="null"/> restores it.</summary>
+    public IList<int>? HiddenLayers
+    {
+        get => Network.HiddenLayers;
+        set => Network.HiddenLayers = value is null ? NetworkArchitecture.Default().HiddenLayers : value.ToArray();
+    }
 
-    /// <summary>Groups of <see cref="NormalizationKind.Group"/>. Default 8.</summary>
-    public int GroupCount { get; set; } = NetworkArchitecture.DefaultGroupCount;
+    /// <inheritdoc cref="NetworkArchitecture.Dropout"/>
+    public double Dropout { get => Network.Dropout; set => Network.Dropout = value; }
 
-    /// <summary>
-    /// Final r_max of <see cref="NormalizationKind.BatchRenorm"/>: r = σ_B/σ is clipped to [1/r_max, r_max] (≥ 1).
-    /// Default <see cref="BatchRenormSchedule.DefaultRMax"/> (3, the paper's).
-    /// </summary>
-    public double BatchRenormRMax { get; set; } = BatchRenormSchedule.DefaultRMax;
+    /// <inheritdoc cref="NetworkArchitecture.Normalization"/>
+    public NormalizationKind Normalization { get => Network.Normalization; set => Network.Normalization = value; }
 
-    /// <summary>
-    /// Final d_max of <see cref="NormalizationKind.BatchRenorm"/>: d = (μ_B − μ)/σ is clipped to [−d_max, d_max] (≥ 0).
-    /// Default <see cref="BatchRenormSchedule.DefaultDMax"/> (5, the paper's).
-    /// </summary>
-    public double BatchRenormDMax { get; set; } = BatchRenormSchedule.DefaultDMax;
+    /// <inheritdoc cref="NetworkArchitecture.Activation"/>
+    public ActivationKind Activation { get => Network.Activation; set => Network.Activation = value; }
 
-    /// <summary>
-    /// Training steps over which <see cref="NormalizationKind.BatchRenorm"/> relaxes r_max from 1 and d_max from 0 to
-    /// their final values, linearly (≥ 0; 0 = final limits from the first step). Default
-    /// <see cref="BatchRenormSchedule.DefaultWarmupSteps"/> (2,000).
-    /// </summary>
-    public long BatchRenormWarmupSteps { get; set; } = BatchRenormSchedule.DefaultWarmupSteps;
+    /// <inheritdoc cref="NetworkArchitecture.BatchNormMomentum"/>
+    public double? BatchNormMomentum { get => Network.BatchNormMomentum; set => Network.BatchNormMomentum = value; }
 
-    /// <summary>
-    /// Mixed-precision training: convolutions compute in bfloat16 during Fit (float32 weights kept and updated; scoring is
-    /// float32). About twice as fast on CPUs with bfloat16 instructions (AVX512-BF16, AMX), slower elsewhere:
-    /// <see cref="BFloat16Support.IsAccelerated"/> tells which. See <see cref="NetworkArchitecture.BFloat16Convolutions"/>.
-    /// Default <see langword="false"/>.
-    /// </summary>
-    public bool BFloat16Convolutions { get; set; }
+    /// <inheritdoc cref="NetworkArchitecture.BatchNormEps"/>
+    public double BatchNormEps { get => Network.BatchNormEps; set => Network.BatchNormEps = value; }
 
-    // ---- Training engine ---------------------------------------------------------------------------------------
+    /// <inheritdoc cref="NetworkArchitecture.GroupCount"/>
+    public int GroupCount { get => Network.GroupCount; set => Network.GroupCount = value; }
 
-    /// <summary>Passes over the training data. Default 10.</summary>
-    public int Epochs { get; set; } = TrainerOptions.DefaultEpochs;
+    /// <inheritdoc cref="NetworkArchitecture.BatchRenormRMax"/>
+    public double BatchRenormRMax { get => Network.BatchRenormRMax; set => Network.BatchRenormRMax = value; }
 
-    /// <summary>Optional step budget that overrides <see cref="Epochs"/>. Default <see langword="null"/>.</summary>
-    public long? MaxSteps { get; set; }
+    /// <inheritdoc cref="NetworkArchitecture.BatchRenormDMax"/>
+    public double BatchRenormDMax { get => Network.BatchRenormDMax; set => Network.BatchRenormDMax = value; }
 
-    /// <summary>Rows per training mini-batch. Default 128.</summary>
-    public int BatchSize { get; set; } = TrainerOptions.DefaultBatchSize;
+    /// <inheritdoc cref="NetworkArchitecture.BatchRenormWarmupSteps"/>
+    public long BatchRenormWarmupSteps { get => Network.BatchRenormWarmupSteps; set => Network.BatchRenormWarmupSteps = value; }
 
-    /// <summary>Optimizer. Default <see cref="OptimizerKind.Sgd"/> (with momentum).</summary>
-    public OptimizerKind Optimizer { get; set; } = TrainerOptions.DefaultOptimizer;
+    /// <inheritdoc cref="NetworkArchitecture.BFloat16Convolutions"/>
+    public bool BFloat16Convolutions { get => Network.BFloat16Convolutions; set => Network.BFloat16Convolutions = value; }
 
-    /// <summary>Base (peak, for one-cycle) learning rate. Default 0.1.</summary>
-    public double LearningRate { get; set; } = TrainerOptions.DefaultLearningRate;
+    // ---- Shortcuts to the training engine's settings ----------------------------------------------------------
 
-    /// <summary>Multiplier of the learning rate (the paper's ×5 and ×30 runs). Default 1.</summary>
-    public double LearningRateMultiplier { get; set; } = TrainerOptions.DefaultLearningRateMultiplier;
+    /// <inheritdoc cref="TrainerOptions.Epochs"/>
+    public int Epochs { get => Trainer.Epochs; set => Trainer.Epochs = value; }
 
-    /// <summary>Learning-rate schedule. Default <see cref="LearningRateScheduleKind.OneCycle"/>.</summary>
-    public LearningRateScheduleKind Schedule { get; set; } = TrainerOptions.DefaultSchedule;
+    /// <inheritdoc cref="TrainerOptions.MaxSteps"/>
+    public long? MaxSteps { get => Trainer.MaxSteps; set => Trainer.MaxSteps = value; }
 
-    /// <summary>SGD momentum. Default 0.9.</summary>
-    public double Momentum { get; set; } = TrainerOptions.DefaultMomentum;
+    /// <inheritdoc cref="TrainerOptions.BatchSize"/>
+    public int BatchSize { get => Trainer.BatchSize; set => Trainer.BatchSize = value; }
 
-    /// <summary>Nesterov momentum for SGD. Default <see langword="true"/>.</summary>
-    public bool Nesterov { get; set; } = TrainerOptions.DefaultNesterov;
+    /// <inheritdoc cref="TrainerOptions.Optimizer"/>
+    public OptimizerKind Optimizer { get => Trainer.Optimizer; set => Trainer.Optimizer = value; }
 
-    /// <summary>Weight decay (decoupled for AdamW). Default 5e-4.</summary>
-    public double WeightDecay { get; set; } = TrainerOptions.DefaultWeightDecay;
+    /// <inheritdoc cref="TrainerOptions.LearningRate"/>
+    public double LearningRate { get => Trainer.LearningRate; set => Trainer.LearningRate = value; }
 
-    /// <summary>Label smoothing of the cross-entropy loss; 0 disables it. Default 0.1.</summary>
-    public double LabelSmoothing { get; set; } = 0.1;
+    /// <inheritdoc cref="TrainerOptions.LearningRateMultiplier"/>
+    public double LearningRateMultiplier { get => Trainer.LearningRateMultiplier; set => Trainer.LearningRateMultiplier = value; }
 
-    /// <summary>
-    /// Random-crop augmentation: each training image is zero-padded by this many pixels on every side and cropped back
-    /// to its size at a random offset; 0 disables it. Default 2. Set 0 when the features are not an image (for
-    /// example a 1×1×N vector), where a shifted crop would replace values by padding.
-    /// </summary>
-    public int RandomCropPadding { get; set; } = 2;
+    /// <inheritdoc cref="TrainerOptions.Schedule"/>
+    public LearningRateScheduleKind Schedule { get => Trainer.Schedule; set => Trainer.Schedule = value; }
 
-    /// <summary>
-    /// Random horizontal flips for augmentation. Default <see langword="true"/>. Set <see langword="false"/> when
-    /// a mirrored image may belong to another class (digits, letters, left/right arrows) or the features are not an image.
-    /// </summary>
-    public bool HorizontalFlip { get; set; } = true;
+    /// <inheritdoc cref="TrainerOptions.Momentum"/>
+    public double Momentum { get => Trainer.Momentum; set => Trainer.Momentum = value; }
 
-    /// <summary>
-    /// Random-erasing augmentation (Zhong et al. 2017), in [0, 1]: the probability that a training image gets a random
-    /// rectangle (2–25 % of its area, height/width ratio in [0.3, 3.3]) set to the per-channel input mean (0 after the
-    /// network's standardization), after the crop and flip; 0 disables it. Default 0.
-    /// </summary>
-    public double RandomErasingProbability { get; set; } = TrainerOptions.DefaultRandomErasingProbability;
+    /// <inheritdoc cref="TrainerOptions.Nesterov"/>
+    public bool Nesterov { get => Trainer.Nesterov; set => Trainer.Nesterov = value; }
 
-    /// <summary>
-    /// Decay of an exponential moving average of the weights and floating-point buffers (BN running statistics), in
-    /// (0, 1), with a warm-up (effective decay min(decay, (1 + t)/(10 + t)) after t steps); validation scores the
-    /// average and the network receives it when training ends, when it is finite. Default <see langword="null"/>: off.
-    /// </summary>
-    public double? WeightAveragingDecay { get; set; } = TrainerOptions.DefaultWeightAveragingDecay;
+    /// <inheritdoc cref="TrainerOptions.WeightDecay"/>
+    public double WeightDecay { get => Trainer.WeightDecay; set => Trainer.WeightDecay = value; }
 
-    /// <summary>
-    /// Seed of weight initialization, dropout, augmentation and shuffling. Default <see langword="null"/>: drawn from
-    /// the <see cref="MLContext"/>'s random source (deterministic when the context was created with a seed).
-    /// </summary>
-    public int? Seed { get; set; }
+    /// <inheritdoc cref="TrainerOptions.LabelSmoothing"/>
+    public double LabelSmoothing { get => Trainer.LabelSmoothing; set => Trainer.LabelSmoothing = value; }
 
-    /// <summary>
-    /// libtorch threads during Fit. Default <see langword="null"/>: all cores. The process-wide count
-    /// (<c>torch.set_num_threads</c>) is put back when Fit returns or throws; scoring does not change it.
-    /// </summary>
-    public int? Threads { get; set; }
+    /// <inheritdoc cref="TrainerOptions.RandomCropPadding"/>
+    public int RandomCropPadding { get => Trainer.RandomCropPadding; set => Trainer.RandomCropPadding = value; }
+
+    /// <inheritdoc cref="TrainerOptions.HorizontalFlip"/>
+    public bool HorizontalFlip { get => Trainer.HorizontalFlip; set => Trainer.HorizontalFlip = value; }
+
+    /// <inheritdoc cref="TrainerOptions.RandomErasingProbability"/>
+    public double RandomErasingProbability { get => Trainer.RandomErasingProbability; set => Trainer.RandomErasingProbability = value; }
+
+    /// <inheritdoc cref="TrainerOptions.WeightAveragingDecay"/>
+    public double? WeightAveragingDecay { get => Trainer.WeightAveragingDecay; set => Trainer.WeightAveragingDecay = value; }
+
+    /// <inheritdoc cref="TrainerOptions.Seed"/>
+    public int? Seed { get => Trainer.Seed; set => Trainer.Seed = value; }
+
+    /// <inheritdoc cref="TrainerOptions.Threads"/>
+    public int? Threads { get => Trainer.Threads; set => Trainer.Threads = value; }
+
+    /// <inheritdoc cref="TrainerOptions.EarlyStoppingPatience"/>
+    public int? EarlyStoppingPatience { get => Trainer.EarlyStoppingPatience; set => Trainer.EarlyStoppingPatience = value; }
+
+    // ---- Data and the run --------------------------------------------------------------------------------------
 
     /// <summary>Rows held by the streaming shuffle buffer. Default 8192.</summary>
-    public int ShuffleBufferSize { get; set; } = 8192;
-
-    /// <summary>Optional validation data, evaluated after every epoch (same columns as the training data). Default <see langword="null"/>.</summary>
-    public IDataView? ValidationData { get; set; }
+    public int ShuffleBufferSize { get; set; } = DefaultShuffleBufferSize;
 
     /// <summary>
-    /// Stop after this many epochs without validation improvement (needs <see cref="ValidationData"/>); the best
-    /// epoch's weights are restored. Default <see langword="null"/>: no early stopping.
+    /// Optional validation data, evaluated after every epoch (same columns as the training data); the estimator's
+    /// <c>Fit(trainData, validationData)</c> is the other way to give it (not both). Default <see langword="null"/>.
     /// </summary>
-    public int? EarlyStoppingPatience { get; set; }
+    public IDataView? ValidationData { get; set; }
 
     /// <summary>Receives training progress (epoch, step, loss, throughput), synchronously on the training thread. Default <see langword="null"/>.</summary>
     public IProgress<TrainingProgress>? Progress { get; set; }
@@ -222,7 +218,7 @@ public sealed class BatchNormCnnOptions
     public BatchNormInferenceMode InferenceMode { get; set; } = BatchNormInferenceMode.RunningAverages;
 
     /// <summary>Rows per forward pass when <c>Transform</c>'s cursors score. Default 256.</summary>
-    public int InferenceBatchSize { get; set; } = 256;
+    public int InferenceBatchSize { get; set; } = DefaultInferenceBatchSize;
 
     /// <summary>
     /// Test-time flip averaging: when true, the transformer scores each image as the mean of the softmax probabilities of
@@ -235,75 +231,39 @@ public sealed class BatchNormCnnOptions
     /// </summary>
     public bool TestTimeFlipAveraging { get; set; }
 
-    /// <summary>A copy (the validation data, progress receiver and token are shared, not copied).</summary>
+    /// <summary>A deep copy of the settings (the validation data, progress receiver and token are shared, not copied).</summary>
     public BatchNormCnnOptions Clone()
     {
         var c = (BatchNormCnnOptions)MemberwiseClone();
-        c.ConvStages = ConvStages?.Select(s => new ConvStage(s.Channels, s.Repeats, s.MaxPool)).ToList();
-        c.HiddenLayers = HiddenLayers?.ToList();
+        c.Network = Network.Clone();
+        c.Trainer = Trainer.Clone();
         return c;
-    }
-
-    /// <summary>The network description for <paramref name="classCount"/> classes.</summary>
-    /// <exception cref="ArgumentException">An option is out of range.</exception>
-    public NetworkArchitecture ToArchitecture(int classCount)
-    {
-        var d = NetworkArchitecture.Default();
-        var a = new NetworkArchitecture
-        {
-            InputChannels = ImageChannels,
-            InputHeight = ImageHeight,
-            InputWidth = ImageWidth,
-            ConvStages = ConvStages is null ? d.ConvStages : ConvStages.Select(s => new ConvStage(s.Channels, s.Repeats, s.MaxPool)).ToList(),
-            HiddenLayers = HiddenLayers is null ? d.HiddenLayers : HiddenLayers.ToArray(),
-            Dropout = Dropout,
-            ClassCount = classCount,
-            Normalization = Normalization,
-            Activation = Activation,
-            BatchNormMomentum = BatchNormMomentum,
-            BatchNormEps = BatchNormEps,
-            GroupCount = GroupCount,
-            BatchRenormRMax = BatchRenormRMax,
-            BatchRenormDMax = BatchRenormDMax,
-            BatchRenormWarmupSteps = BatchRenormWarmupSteps,
-            BFloat16Convolutions = BFloat16Convolutions,
-        };
-        a.Validate();
-        return a;
-    }
-
-    /// <summary>The training engine's settings with <paramref name="seed"/>.</summary>
-    /// <exception cref="ArgumentException">An option is out of range.</exception>
-    public TrainerOptions ToTrainerOptions(int seed)
-    {
-        var t = new TrainerOptions
-        {
-            Epochs = Epochs,
-            MaxSteps = MaxSteps,
-            BatchSize = BatchSize,
-            Optimizer = Optimizer,
-            LearningRate = LearningRate,
-            LearningRateMultiplier = LearningRateMultiplier,
-            Schedule = Schedule,
-            Momentum = Momentum,
-            Nesterov = Nesterov,
-            WeightDecay = WeightDecay,
-            LabelSmoothing = LabelSmoothing,
-            RandomCropPadding = RandomCropPadding,
-            HorizontalFlip = HorizontalFlip,
-            RandomErasingProbability = RandomErasingProbability,
-            WeightAveragingDecay = WeightAveragingDecay,
-            Seed = seed,
-            Threads = Threads,
-            EarlyStoppingPatience = EarlyStoppingPatience,
-        };
-        t.Validate();
-        return t;
     }
 
     /// <summary>Checks everything that does not depend on the data.</summary>
     /// <exception cref="ArgumentException">An option is out of range or two options contradict; the message names it.</exception>
     public void Validate()
+    {
+        Require(Network is not null, nameof(Network), "must not be null");
+        Require(Trainer is not null, nameof(Trainer), "must not be null");
+        ValidateColumns();
+        NetworkArchitecture network = Network!.Clone();
+        network.ClassCount = 2;   // set from the label at Fit
+        network.Validate(NetworkName);
+        Trainer!.Validate(TrainerName);
+        Trainer.CheckFits(ImageHeight, ImageWidth, TrainerName);
+        Require(InferenceBatchSize >= 1, nameof(InferenceBatchSize), $"must be at least 1 (was {InferenceBatchSize})");
+        Require(ShuffleBufferSize >= 1, nameof(ShuffleBufferSize), $"must be at least 1 (was {ShuffleBufferSize})");
+        Require(Enum.IsDefined(InferenceMode), nameof(InferenceMode), $"unknown value {InferenceMode}");
+        Require(InferenceMode != BatchNormInferenceMode.PopulationStatistics || Normalization is NormalizationKind.Batch or NormalizationKind.BatchRenorm,
+            nameof(InferenceMode), $"PopulationStatistics needs Normalization = Batch or BatchRenorm (was {Normalization})");
+        Require(InferenceMode != BatchNormInferenceMode.Folded || Normalization is NormalizationKind.Batch or NormalizationKind.BatchNative or NormalizationKind.BatchRenorm or NormalizationKind.None,
+            nameof(InferenceMode), $"Folded needs Normalization = Batch, BatchNative, BatchRenorm or None (was {Normalization}, whose statistics depend on each input)");
+        Require(!TestTimeFlipAveraging || ImageWidth >= 2, nameof(TestTimeFlipAveraging),
+            $"needs image input whose width is at least 2 (mirroring reverses the width axis); the input is {ImageChannels}×{ImageHeight}×{ImageWidth}");
+    }
+
+    private void ValidateColumns()
     {
         Require(!string.IsNullOrWhiteSpace(FeatureColumnName), nameof(FeatureColumnName), "must be a column name");
         Require(!string.IsNullOrWhiteSpace(LabelColumnName), nameof(LabelColumnName), "must be a column name");
@@ -313,33 +273,28 @@ public sealed class BatchNormCnnOptions
         var outputs = new[] { ScoreColumnName, PredictedLabelColumnName, EmbeddingColumnName }.Where(n => n is not null).ToList();
         Require(outputs.Distinct(StringComparer.Ordinal).Count() == outputs.Count, nameof(ScoreColumnName),
             $"the output columns ({string.Join(", ", outputs)}) must have distinct names");
-        Require(ImageChannels >= 1, nameof(ImageChannels), $"must be at least 1 (was {ImageChannels})");
-        Require(ImageHeight >= 1, nameof(ImageHeight), $"must be at least 1 (was {ImageHeight})");
-        Require(ImageWidth >= 1, nameof(ImageWidth), $"must be at least 1 (was {ImageWidth})");
-        Require((long)ImageChannels * ImageHeight * ImageWidth <= int.MaxValue, nameof(ImageChannels), "C×H×W is too large");
-        Require(InferenceBatchSize >= 1, nameof(InferenceBatchSize), $"must be at least 1 (was {InferenceBatchSize})");
-        Require(ShuffleBufferSize >= 1, nameof(ShuffleBufferSize), $"must be at least 1 (was {ShuffleBufferSize})");
-        Require(Enum.IsDefined(InferenceMode), nameof(InferenceMode), $"unknown value {InferenceMode}");
-        Require(InferenceMode != BatchNormInferenceMode.PopulationStatistics || Normalization is NormalizationKind.Batch or NormalizationKind.BatchRenorm,
-            nameof(InferenceMode), $"PopulationStatistics needs Normalization = Batch or BatchRenorm (was {Normalization})");
-        Require(InferenceMode != BatchNormInferenceMode.Folded || Normalization is NormalizationKind.Batch or NormalizationKind.BatchNative or NormalizationKind.BatchRenorm or NormalizationKind.None,
-            nameof(InferenceMode), $"Folded needs Normalization = Batch, BatchNative, BatchRenorm or None (was {Normalization}, whose statistics depend on each input)");
-        BatchRenormSchedule.Validate(BatchRenormRMax, BatchRenormDMax, BatchRenormWarmupSteps,
-            nameof(BatchRenormRMax), nameof(BatchRenormDMax), nameof(BatchRenormWarmupSteps), "BatchNormCnnOptions.");
-        Require(!TestTimeFlipAveraging || ImageWidth >= 2, nameof(TestTimeFlipAveraging),
-            $"needs image input whose width is at least 2 (mirroring reverses the width axis); the input is {ImageChannels}×{ImageHeight}×{ImageWidth}");
-        Require(EarlyStoppingPatience is null || ValidationData is not null, nameof(EarlyStoppingPatience), "needs ValidationData");
-        Require(RandomCropPadding == 0 || RandomCropPadding < Math.Min(ImageHeight, ImageWidth), nameof(RandomCropPadding),
-            $"must be smaller than the image ({ImageHeight}×{ImageWidth}); set 0 when the features are not an image (was {RandomCropPadding})");
-        Require(RandomErasingProbability is >= 0 and <= 1, nameof(RandomErasingProbability), $"must be in [0, 1] (was {RandomErasingProbability})");
-        Require(WeightAveragingDecay is null or (> 0 and < 1), nameof(WeightAveragingDecay), $"must be in (0, 1) or null (was {WeightAveragingDecay})");
-        ToArchitecture(2);
-        ToTrainerOptions(0);
     }
 
-    private static void Require(bool condition, string name, string message)
+    /// <summary>How a message names a network field: the flat shortcut when there is one, else the nested path.</summary>
+    private static string NetworkName(string field) => field switch
     {
-        if (!condition)
-            throw new ArgumentException($"BatchNormCnnOptions.{name} {message}.", name);
+        nameof(NetworkArchitecture.InputChannels) => "BatchNormCnnOptions." + nameof(ImageChannels),
+        nameof(NetworkArchitecture.InputHeight) => "BatchNormCnnOptions." + nameof(ImageHeight),
+        nameof(NetworkArchitecture.InputWidth) => "BatchNormCnnOptions." + nameof(ImageWidth),
+        _ when HasShortcut(field) => "BatchNormCnnOptions." + field,
+        _ => "BatchNormCnnOptions.Network." + field,
+    };
+
+    /// <summary>How a message names a training field: the flat shortcut when there is one, else the nested path.</summary>
+    private static string TrainerName(string field) =>
+        HasShortcut(field) ? "BatchNormCnnOptions." + field : "BatchNormCnnOptions.Trainer." + field;
+
+    private static bool HasShortcut(string field)
+    {
+        string root = field.Split('[', '.')[0];
+        return typeof(BatchNormCnnOptions).GetProperty(root) is { } p && p.Name is not (nameof(Network) or nameof(Trainer));
     }
+
+    private static void Require(bool condition, string name, string message) =>
+        new Requirement(field => "BatchNormCnnOptions." + field).That(condition, name, message);
 }

@@ -67,11 +67,39 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
         _scorer = new NetworkScorer(_scoringNetwork, columns.FeatureLength, labels.Count, testTimeFlipAveraging);
     }
 
-    /// <summary>The trained network, in eval mode (not folded, also when <see cref="InferenceMode"/> is <see cref="BatchNormInferenceMode.Folded"/>).</summary>
-    public BatchNormCnnNetwork Network => _network;
+    /// <summary>The trained network, in eval mode (not folded, also when <see cref="InferenceMode"/> is <see cref="BatchNormInferenceMode.Folded"/>); scoring reads it, nothing may change it.</summary>
+    internal BatchNormCnnNetwork Network => _network;
 
     /// <summary>The network used for scoring: <see cref="Network"/>, or its BN-folded copy.</summary>
-    public BatchNormCnnNetwork ScoringNetwork => _scoringNetwork;
+    internal BatchNormCnnNetwork ScoringNetwork => _scoringNetwork;
+
+    /// <summary>
+    /// A copy of the trained network (weights, running statistics and input standardization; not folded), in eval mode.
+    /// The caller owns and disposes it; changing it does not change what this transformer computes.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">This transformer was disposed.</exception>
+    public BatchNormCnnNetwork CopyNetwork()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return CopyOf(_network);
+    }
+
+    /// <summary>A new network with <paramref name="network"/>'s architecture and state, in eval mode.</summary>
+    internal static BatchNormCnnNetwork CopyOf(BatchNormCnnNetwork network)
+    {
+        var copy = new BatchNormCnnNetwork(network.Architecture);
+        try
+        {
+            BatchNormCnnModelFormat.ImportStateDict(copy, BatchNormCnnModelFormat.ExportStateDict(network));
+            copy.eval();
+            return copy;
+        }
+        catch
+        {
+            copy.Dispose();
+            throw;
+        }
+    }
 
     /// <summary>What happened during training (for a loaded model, as saved); null if not recorded.</summary>
     public TrainingHistory? TrainingHistory { get; }
@@ -228,17 +256,8 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
         if (classNames.Count != architecture.ClassCount)
             throw new ArgumentException($"{classNames.Count} class names were given for a network with {architecture.ClassCount} classes.", nameof(classNames));
         var o = options?.Clone() ?? new BatchNormCnnOptions();
-        o.ImageChannels = architecture.InputChannels;
-        o.ImageHeight = architecture.InputHeight;
-        o.ImageWidth = architecture.InputWidth;
-        o.ConvStages = architecture.ConvStages;
-        o.HiddenLayers = architecture.HiddenLayers;
-        o.Dropout = architecture.Dropout;
-        o.Normalization = architecture.Normalization;
-        o.Activation = architecture.Activation;
-        o.BatchNormMomentum = architecture.BatchNormMomentum;
-        o.BatchNormEps = architecture.BatchNormEps;
-        o.GroupCount = architecture.GroupCount;
+        o.Network = architecture;
+        o.Trainer = new TrainerOptions();   // the network is trained: training settings do not apply
         o.Validate();
         if (o.InferenceMode == BatchNormInferenceMode.PopulationStatistics)
         {
@@ -246,10 +265,9 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
                 "Normalization.PopulationStatistics.Recompute on the network first and use RunningAverages.", nameof(options));
         }
 
-        var copy = new BatchNormCnnNetwork(architecture);
+        var copy = CopyOf(network);
         try
         {
-            BatchNormCnnModelFormat.ImportStateDict(copy, BatchNormCnnModelFormat.ExportStateDict(network));
             return new BatchNormCnnTransformer(ColumnSettings.From(o),
                 ClassLabels.FromNames(classNames), copy, history, o.InferenceMode, o.InferenceBatchSize, o.TestTimeFlipAveraging);
         }
@@ -272,10 +290,9 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
     public BatchNormCnnTransformer WithTestTimeFlipAveraging(bool enabled)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var copy = new BatchNormCnnNetwork(_network.Architecture);
+        var copy = CopyOf(_network);
         try
         {
-            BatchNormCnnModelFormat.ImportStateDict(copy, BatchNormCnnModelFormat.ExportStateDict(_network));
             return new BatchNormCnnTransformer(_columns, _labels, copy, TrainingHistory, InferenceMode, InferenceBatchSize, enabled);
         }
         catch

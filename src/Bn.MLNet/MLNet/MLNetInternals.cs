@@ -8,6 +8,7 @@ using Microsoft.ML.Runtime;
 
 [assembly: InternalsVisibleTo("Bn.MLNet.Tests")]
 [assembly: InternalsVisibleTo("Bn.MLNet.Benchmarks")]
+[assembly: InternalsVisibleTo("Bn.MLNet.Samples")]
 
 namespace Bn.MLNet;
 

@@ -49,7 +49,7 @@ internal sealed class NetworkScorer
         // One pass through the network when both outputs are wanted.
         var (logits, embedded) = (probabilities, embedding) switch
         {
-            (not null, not null) => _network.EvalLogitsAndEmbedding(input),
+            (not null, not null) => _network.EvalOutputAndEmbedding(input),
             (not null, null) => (_network.forward(input), null),
             _ => ((Tensor?)null, _network.Embed(input)),
         };

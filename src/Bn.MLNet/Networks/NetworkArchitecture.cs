@@ -112,6 +112,15 @@ public sealed class NetworkArchitecture
     [JsonIgnore]
     public int InputLength => InputChannels * InputHeight * InputWidth;
 
+    /// <summary>Values of the input standardization: one per channel.</summary>
+    internal int StandardizationLength => InputChannels;
+
+    /// <summary>Whether the input is standardized per feature rather than per channel.</summary>
+    internal bool StandardizesPerFeature => false;
+
+    /// <summary>Width of the output layer.</summary>
+    internal int OutputCount => ClassCount;
+
     /// <summary>
     /// The default network, chosen for accuracy per CPU minute on 28×28 grey images (Fashion-MNIST): a small VGG-style
     /// CNN, stages 32×2 → pool → 64×2 → pool, one hidden layer of 256 without dropout, Batch Normalization and ReLU.
@@ -141,6 +150,16 @@ public sealed class NetworkArchitecture
     /// <exception cref="ArgumentException">The JSON is malformed or describes an invalid network.</exception>
     public static NetworkArchitecture FromJson(string json)
     {
+        NetworkArchitecture result = Parse(json);
+        result.Validate();
+        return result;
+    }
+
+    /// <summary>A deep copy (not validated: a copy of an invalid description is as invalid).</summary>
+    public NetworkArchitecture Clone() => Parse(ToJson());
+
+    private static NetworkArchitecture Parse(string json)
+    {
         ArgumentNullException.ThrowIfNull(json);
         NetworkArchitecture? result;
         try
@@ -153,58 +172,60 @@ public sealed class NetworkArchitecture
         }
 
         if (result is null)
-        {
             throw new ArgumentException("The network architecture JSON is null.", nameof(json));
-        }
-
         result.ConvStages ??= new List<ConvStage>();
         result.HiddenLayers ??= Array.Empty<int>();
-        result.Validate();
         return result;
     }
 
-    /// <summary>A deep copy.</summary>
-    public NetworkArchitecture Clone() => FromJson(ToJson());
-
     /// <summary>Checks every field.</summary>
     /// <exception cref="ArgumentException">A field is out of range; the message and <see cref="ArgumentException.ParamName"/> name it.</exception>
-    public void Validate()
+    public void Validate() => Validate(field => "NetworkArchitecture." + field);
+
+    /// <summary>Checks every field; <paramref name="name"/> gives the name a message uses for a field.</summary>
+    internal void Validate(Func<string, string> name)
     {
-        Require(InputChannels >= 1, nameof(InputChannels), $"must be at least 1 (was {InputChannels})");
-        Require(InputHeight >= 1, nameof(InputHeight), $"must be at least 1 (was {InputHeight})");
-        Require(InputWidth >= 1, nameof(InputWidth), $"must be at least 1 (was {InputWidth})");
-        Require(ConvStages is not null, nameof(ConvStages), "must not be null");
-        Require(HiddenLayers is not null, nameof(HiddenLayers), "must not be null");
-        Require(Enum.IsDefined(Normalization), nameof(Normalization), $"unknown value {Normalization}");
-        Require(Enum.IsDefined(Activation), nameof(Activation), $"unknown value {Activation}");
-        Require(ClassCount >= 2, nameof(ClassCount), $"must be at least 2 (was {ClassCount})");
-        Require(Dropout >= 0 && Dropout < 1, nameof(Dropout), $"must be in [0, 1) (was {Dropout})");
-        Require(BatchNormEps > 0 && double.IsFinite(BatchNormEps), nameof(BatchNormEps), $"must be positive (was {BatchNormEps})");
+        var require = new Requirement(name);
+        require.That(InputChannels >= 1, nameof(InputChannels), $"must be at least 1 (was {InputChannels})");
+        require.That(InputHeight >= 1, nameof(InputHeight), $"must be at least 1 (was {InputHeight})");
+        require.That(InputWidth >= 1, nameof(InputWidth), $"must be at least 1 (was {InputWidth})");
+        require.That(ConvStages is not null, nameof(ConvStages), "must not be null");
+        require.That(HiddenLayers is not null, nameof(HiddenLayers), "must not be null");
+        require.That(Enum.IsDefined(Normalization), nameof(Normalization), $"unknown value {Normalization}");
+        require.That(Enum.IsDefined(Activation), nameof(Activation), $"unknown value {Activation}");
+        require.That(ClassCount >= 2, nameof(ClassCount), $"must be at least 2 (was {ClassCount})");
+        require.That(Dropout >= 0 && Dropout < 1, nameof(Dropout), $"must be in [0, 1) (was {Dropout})");
+        require.That(BatchNormEps > 0 && double.IsFinite(BatchNormEps), nameof(BatchNormEps), $"must be positive (was {BatchNormEps})");
         if (BatchNormMomentum is double m)
         {
-            Require(Bn.MLNet.Normalization.BatchNormChecks.IsValidMomentum(m), nameof(BatchNormMomentum),
+            require.That(Bn.MLNet.Normalization.BatchNormChecks.IsValidMomentum(m), nameof(BatchNormMomentum),
                 $"must be in {Bn.MLNet.Normalization.BatchNormChecks.MomentumRange} or null (was {m})");
         }
         else
         {
-            Require(Normalization != NormalizationKind.BatchNative, nameof(BatchNormMomentum),
+            require.That(Normalization != NormalizationKind.BatchNative, nameof(BatchNormMomentum),
                 "null (cumulative average) is not supported by TorchSharp's BatchNorm (NormalizationKind.BatchNative)");
         }
 
-        Require(GroupCount >= 1, nameof(GroupCount), $"must be at least 1 (was {GroupCount})");
+        require.That(GroupCount >= 1, nameof(GroupCount), $"must be at least 1 (was {GroupCount})");
         Bn.MLNet.Normalization.BatchRenormSchedule.Validate(BatchRenormRMax, BatchRenormDMax, BatchRenormWarmupSteps,
-            nameof(BatchRenormRMax), nameof(BatchRenormDMax), nameof(BatchRenormWarmupSteps), "NetworkArchitecture.");
+            nameof(BatchRenormRMax), nameof(BatchRenormDMax), nameof(BatchRenormWarmupSteps), name);
+        ValidateStages(require);
+        ValidateHiddenLayers(require);
+    }
 
+    private void ValidateStages(Requirement require)
+    {
         int h = InputHeight, w = InputWidth;
-        for (int i = 0; i < ConvStages!.Count; i++)
+        for (int i = 0; i < ConvStages.Count; i++)
         {
             ConvStage? s = ConvStages[i];
-            Require(s is not null, $"{nameof(ConvStages)}[{i}]", "must not be null");
-            Require(s!.Channels >= 1, $"{nameof(ConvStages)}[{i}].{nameof(ConvStage.Channels)}", $"must be at least 1 (was {s.Channels})");
-            Require(s.Repeats >= 1, $"{nameof(ConvStages)}[{i}].{nameof(ConvStage.Repeats)}", $"must be at least 1 (was {s.Repeats})");
+            require.That(s is not null, $"{nameof(ConvStages)}[{i}]", "must not be null");
+            require.That(s!.Channels >= 1, $"{nameof(ConvStages)}[{i}].{nameof(ConvStage.Channels)}", $"must be at least 1 (was {s.Channels})");
+            require.That(s.Repeats >= 1, $"{nameof(ConvStages)}[{i}].{nameof(ConvStage.Repeats)}", $"must be at least 1 (was {s.Repeats})");
             if (Normalization == NormalizationKind.Group)
             {
-                Require(s.Channels % GroupCount == 0, nameof(GroupCount),
+                require.That(s.Channels % GroupCount == 0, nameof(GroupCount),
                     $"{GroupCount} groups do not divide the {s.Channels} channels of {nameof(ConvStages)}[{i}]");
             }
 
@@ -212,27 +233,22 @@ public sealed class NetworkArchitecture
             {
                 h /= 2;
                 w /= 2;
-                Require(h >= 1 && w >= 1, $"{nameof(ConvStages)}[{i}].{nameof(ConvStage.MaxPool)}",
+                require.That(h >= 1 && w >= 1, $"{nameof(ConvStages)}[{i}].{nameof(ConvStage.MaxPool)}",
                     $"pooling shrinks the {InputHeight}×{InputWidth} input below 1×1");
-            }
-        }
-
-        for (int i = 0; i < HiddenLayers!.Length; i++)
-        {
-            Require(HiddenLayers[i] >= 1, $"{nameof(HiddenLayers)}[{i}]", $"must be at least 1 (was {HiddenLayers[i]})");
-            if (Normalization == NormalizationKind.Group)
-            {
-                Require(HiddenLayers[i] % GroupCount == 0, nameof(GroupCount),
-                    $"{GroupCount} groups do not divide the {HiddenLayers[i]} units of {nameof(HiddenLayers)}[{i}]");
             }
         }
     }
 
-    private static void Require(bool condition, string field, string message)
+    private void ValidateHiddenLayers(Requirement require)
     {
-        if (!condition)
+        for (int i = 0; i < HiddenLayers.Length; i++)
         {
-            throw new ArgumentException($"NetworkArchitecture.{field} {message}.", field);
+            require.That(HiddenLayers[i] >= 1, $"{nameof(HiddenLayers)}[{i}]", $"must be at least 1 (was {HiddenLayers[i]})");
+            if (Normalization == NormalizationKind.Group)
+            {
+                require.That(HiddenLayers[i] % GroupCount == 0, nameof(GroupCount),
+                    $"{GroupCount} groups do not divide the {HiddenLayers[i]} units of {nameof(HiddenLayers)}[{i}]");
+            }
         }
     }
 }

@@ -32,7 +32,7 @@ public sealed class BatchRenormSchedule
     /// <exception cref="ArgumentOutOfRangeException">An argument is out of range; its name is the parameter name.</exception>
     public BatchRenormSchedule(double rMax = DefaultRMax, double dMax = DefaultDMax, long warmupSteps = DefaultWarmupSteps)
     {
-        Validate(rMax, dMax, warmupSteps, nameof(rMax), nameof(dMax), nameof(warmupSteps), string.Empty);
+        Validate(rMax, dMax, warmupSteps, nameof(rMax), nameof(dMax), nameof(warmupSteps), field => field);
         RMax = rMax;
         DMax = dMax;
         WarmupSteps = warmupSteps;
@@ -56,16 +56,16 @@ public sealed class BatchRenormSchedule
     private double Progress(long step) => WarmupSteps == 0 ? 1.0 : Math.Clamp((double)step / WarmupSteps, 0.0, 1.0);
 
     /// <summary>
-    /// Throws <see cref="ArgumentOutOfRangeException"/> naming the offending option (<paramref name="owner"/> + name)
+    /// Throws <see cref="ArgumentOutOfRangeException"/> naming the offending option (<paramref name="name"/> of its field)
     /// when r_max &lt; 1, d_max &lt; 0, the warm-up is negative, or a value is not finite.
     /// </summary>
-    internal static void Validate(double rMax, double dMax, long warmupSteps, string rMaxName, string dMaxName, string warmupName, string owner)
+    internal static void Validate(double rMax, double dMax, long warmupSteps, string rMaxName, string dMaxName, string warmupName, Func<string, string> name)
     {
         if (!(rMax >= 1) || !double.IsFinite(rMax))
-            throw new ArgumentOutOfRangeException(rMaxName, rMax, $"{owner}{rMaxName} (Batch Renormalization's final r_max) must be a finite number ≥ 1, got {rMax}.");
+            throw new ArgumentOutOfRangeException(rMaxName, rMax, $"{name(rMaxName)} (Batch Renormalization's final r_max) must be a finite number ≥ 1, got {rMax}.");
         if (!(dMax >= 0) || !double.IsFinite(dMax))
-            throw new ArgumentOutOfRangeException(dMaxName, dMax, $"{owner}{dMaxName} (Batch Renormalization's final d_max) must be a finite number ≥ 0, got {dMax}.");
+            throw new ArgumentOutOfRangeException(dMaxName, dMax, $"{name(dMaxName)} (Batch Renormalization's final d_max) must be a finite number ≥ 0, got {dMax}.");
         if (warmupSteps < 0)
-            throw new ArgumentOutOfRangeException(warmupName, warmupSteps, $"{owner}{warmupName} (Batch Renormalization's warm-up in training steps) must be ≥ 0, got {warmupSteps}.");
+            throw new ArgumentOutOfRangeException(warmupName, warmupSteps, $"{name(warmupName)} (Batch Renormalization's warm-up in training steps) must be ≥ 0, got {warmupSteps}.");
     }
 }

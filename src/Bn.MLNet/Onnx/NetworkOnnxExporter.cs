@@ -135,7 +135,7 @@ internal static class NetworkOnnxExporter
             case MaxPool2d:
                 // BatchNormCnnNetwork pools with MaxPool2d(2, 2): 2×2 windows, stride 2, no padding, floor rounding.
                 return graph.Node("MaxPool", new[] { x }, path, Ints("kernel_shape", 2, 2), Ints("strides", 2, 2));
-            case Dropout:
+            case Dropout or SeededDropout:
                 return x;
         }
 

@@ -33,7 +33,7 @@ internal sealed class BatchAugmenter
     private BatchAugmenter(TrainerOptions o, int c, int h, int w, float[]? channelMean)
     {
         _buffer = new float[o.BatchSize * c * h * w];
-        _random = new Random(o.Seed);
+        _random = new Random(o.Seed ?? throw new ArgumentException("The trainer resolves the seed before augmenting.", nameof(o)));
         (_c, _h, _w, _pad, _flip, _erasing) = (c, h, w, o.RandomCropPadding, o.HorizontalFlip, o.RandomErasingProbability);
         _fill = channelMean is { Length: > 0 } mean ? (float[])mean.Clone() : new float[c];
         if (_fill.Length != c)

@@ -1,31 +1,42 @@
+using System.Text.Json.Serialization;
 namespace Bn.MLNet.Training;
 
 /// <summary>Where and why a run diverged.</summary>
 public sealed class DivergenceInfo
 {
     /// <summary>Zero-based epoch of the step that produced the non-finite loss.</summary>
-    public int Epoch { get; set; }
+    [JsonInclude]
+    public int Epoch { get; internal set; }
 
     /// <summary>Zero-based step whose loss was NaN or infinite (no update was applied for it).</summary>
-    public long Step { get; set; }
+    [JsonInclude]
+    public long Step { get; internal set; }
 
     /// <summary>Learning rate of that step.</summary>
-    public double LearningRate { get; set; }
+    [JsonInclude]
+    public double LearningRate { get; internal set; }
 
     /// <summary>
     /// The loss value ("NaN", "Infinity" or "-Infinity" in JSON). When <see cref="NonFiniteState"/> is set, the last
     /// finite loss before the state went bad.
     /// </summary>
-    public double Loss { get; set; }
+    [JsonInclude]
+    public double Loss { get; internal set; }
 
     /// <summary>
     /// True when the last loss was finite but the network that training ended with was not: its weights or running
     /// statistics held NaN or infinity (the last update overflowed), or its eval-mode scores of a few training rows did.
     /// </summary>
-    public bool NonFiniteState { get; set; }
+    [JsonInclude]
+    public bool NonFiniteState { get; internal set; }
 
     /// <summary>The network tensors (state-dict names) that held NaN or infinity when training stopped.</summary>
-    public List<string> NonFiniteTensors { get; set; } = new();
+    [JsonIgnore]
+    public IReadOnlyList<string> NonFiniteTensors => NonFiniteTensorsData;
+
+    [JsonInclude]
+    [JsonPropertyName("nonFiniteTensors")]
+    internal List<string> NonFiniteTensorsData { get; set; } = new();
 
     /// <summary>
     /// The network was restored to its state after this many optimizer steps: the last state whose weights and
@@ -33,5 +44,6 @@ public sealed class DivergenceInfo
     /// 0 is the initial, untrained network. Null when no such state was restored (the best validation epoch was kept,
     /// or the very first forward pass already diverged).
     /// </summary>
-    public long? RestoredStep { get; set; }
+    [JsonInclude]
+    public long? RestoredStep { get; internal set; }
 }

@@ -24,7 +24,7 @@ public static class Evaluation
     /// <see cref="BatchNormCnnNetwork"/> with image input.</exception>
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
     public static EvaluationResult Evaluate(
-        nn.Module<Tensor, Tensor> network, IBatchSource source, int batchSize = 256, CancellationToken cancellationToken = default, bool testTimeFlipAveraging = false)
+        nn.Module<Tensor, Tensor> network, BatchSource source, int batchSize = 256, CancellationToken cancellationToken = default, bool testTimeFlipAveraging = false)
     {
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(source);

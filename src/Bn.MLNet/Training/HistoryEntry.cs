@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using Bn.MLNet.Networks;
 
 namespace Bn.MLNet.Training;
@@ -6,35 +7,49 @@ namespace Bn.MLNet.Training;
 public sealed class HistoryEntry
 {
     /// <summary>Zero-based epoch.</summary>
-    public int Epoch { get; set; }
+    [JsonInclude]
+    public int Epoch { get; internal set; }
 
     /// <summary>Optimizer steps done so far (over all epochs).</summary>
-    public long Step { get; set; }
+    [JsonInclude]
+    public long Step { get; internal set; }
 
     /// <summary>Mean training loss: over the epoch for epoch rows, over the steps since the previous step row for step rows.</summary>
-    public double TrainLoss { get; set; }
+    [JsonInclude]
+    public double TrainLoss { get; internal set; }
 
     /// <summary>Training accuracy over the same span as <see cref="TrainLoss"/> (train mode, augmented inputs).</summary>
-    public double TrainAccuracy { get; set; }
+    [JsonInclude]
+    public double TrainAccuracy { get; internal set; }
 
     /// <summary>Validation loss (eval mode); epoch rows with a validation source only.</summary>
-    public double? ValidationLoss { get; set; }
+    [JsonInclude]
+    public double? ValidationLoss { get; internal set; }
 
     /// <summary>Validation accuracy (eval mode); epoch rows with a validation source only.</summary>
-    public double? ValidationAccuracy { get; set; }
+    [JsonInclude]
+    public double? ValidationAccuracy { get; internal set; }
 
     /// <summary>The learning rate of the last step of the span.</summary>
-    public double LearningRate { get; set; }
+    [JsonInclude]
+    public double LearningRate { get; internal set; }
 
     /// <summary>Seconds since training started.</summary>
-    public double ElapsedSeconds { get; set; }
+    [JsonInclude]
+    public double ElapsedSeconds { get; internal set; }
 
     /// <summary>Training images per second over the span (validation excluded).</summary>
-    public double ImagesPerSecond { get; set; }
+    [JsonInclude]
+    public double ImagesPerSecond { get; internal set; }
 
     /// <summary>
     /// 15/50/85th percentiles of each probed layer's input (<see cref="BatchNormCnnNetwork.ProbedLayers"/>) sampled on one training batch:
     /// on this step for step rows, on the epoch's last sampled step for epoch rows; empty when not recorded.
     /// </summary>
-    public List<LayerPercentiles> Percentiles { get; set; } = new();
+    [JsonIgnore]
+    public IReadOnlyList<LayerPercentiles> Percentiles => PercentilesData;
+
+    [JsonInclude]
+    [JsonPropertyName("percentiles")]
+    internal List<LayerPercentiles> PercentilesData { get; set; } = new();
 }

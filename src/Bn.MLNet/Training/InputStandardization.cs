@@ -3,7 +3,7 @@ using Bn.MLNet.Data;
 namespace Bn.MLNet.Training;
 
 /// <summary>Computes the input standardization a <see cref="Networks.BatchNormCnnNetwork"/> applies.</summary>
-public static class InputStandardization
+internal static class InputStandardization
 {
     /// <summary>
     /// One unshuffled pass over <paramref name="source"/> accumulating, in double precision, each channel's sum and sum of
@@ -11,7 +11,7 @@ public static class InputStandardization
     /// </summary>
     /// <exception cref="ArgumentException">The row length is not a multiple of <paramref name="channels"/>.</exception>
     /// <exception cref="InvalidDataException">A value is NaN or infinite; the message names the row, the position and the value.</exception>
-    public static InputStatistics Compute(IBatchSource source, int channels, int batchSize = 1000, CancellationToken cancellationToken = default)
+    public static InputStatistics Compute(BatchSource source, int channels, int batchSize = 1000, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentOutOfRangeException.ThrowIfLessThan(channels, 1);

@@ -4,4 +4,4 @@ namespace Bn.MLNet.Training;
 /// <param name="Mean">Per-channel mean.</param>
 /// <param name="Std">Per-channel (population) standard deviation; 1 for a constant channel.</param>
 /// <param name="Rows">Rows read.</param>
-public sealed record InputStatistics(float[] Mean, float[] Std, long Rows);
+internal sealed record InputStatistics(float[] Mean, float[] Std, long Rows);

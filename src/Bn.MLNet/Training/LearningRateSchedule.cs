@@ -1,7 +1,7 @@
 namespace Bn.MLNet.Training;
 
 /// <summary>Learning rate as a function of the step, for the schedules of <see cref="LearningRateScheduleKind"/>.</summary>
-public static class LearningRateSchedule
+internal static class LearningRateSchedule
 {
     /// <summary>The learning rate to use at zero-based <paramref name="step"/>.</summary>
     /// <param name="options">Schedule settings; the base rate is <see cref="TrainerOptions.LearningRate"/> × <see cref="TrainerOptions.LearningRateMultiplier"/>.</param>
@@ -17,7 +17,7 @@ public static class LearningRateSchedule
 
     /// <summary>
     /// The fraction of training done after <paramref name="step"/> of <paramref name="plannedSteps"/> steps, in [0, 1]:
-    /// with a time budget (<see cref="TrainerOptions.TimeBudgetSeconds"/>), the larger of the step and time fractions,
+    /// with a time budget (<see cref="TrainerOptions.TimeBudget"/>), the larger of the step and time fractions,
     /// so the schedule ends annealed when the budget runs out first. This is the fraction <see cref="Trainer"/> passes to
     /// <see cref="AtFraction"/>.
     /// </summary>

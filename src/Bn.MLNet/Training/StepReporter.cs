@@ -15,7 +15,7 @@ internal sealed class StepReporter(
     TrainingHistory history,
     TrainingPlan plan,
     Stopwatch clock,
-    IBatchSource? validation,
+    BatchSource? validation,
     IProgress<TrainingProgress>? progress,
     CancellationToken cancellationToken)
 {
@@ -46,9 +46,9 @@ internal sealed class StepReporter(
                 LearningRate = lr,
                 ElapsedSeconds = clock.Elapsed.TotalSeconds,
                 ImagesPerSecond = _span.ImagesPerSecond(_span.Seconds),
-                Percentiles = percentiles ?? new List<LayerPercentiles>(),
+                PercentilesData = percentiles ?? new List<LayerPercentiles>(),
             };
-            history.Steps.Add(entry);
+            history.StepsData.Add(entry);
             _span.Restart();
         }
 
@@ -57,7 +57,7 @@ internal sealed class StepReporter(
             if (entry is null)
             {
                 entry = new HistoryEntry { Epoch = epoch, Step = step, TrainLoss = double.NaN, TrainAccuracy = double.NaN, LearningRate = lr };
-                history.Steps.Add(entry);
+                history.StepsData.Add(entry);
             }
 
             EvaluationResult v = Evaluation.Evaluate(network, validation, options.EvaluationBatchSize, cancellationToken);

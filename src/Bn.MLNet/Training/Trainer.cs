@@ -10,7 +10,7 @@ namespace Bn.MLNet.Training;
 /// The mini-batch training engine for a <see cref="BatchNormCnnNetwork"/> (the paper's stochastic gradient procedure, with the usual
 /// modern optimizers and schedules).
 /// <para>
-/// <b>Data.</b> Batches stream from an <see cref="IBatchSource"/>: one reused buffer per batch becomes one tensor; each
+/// <b>Data.</b> Batches stream from an <see cref="BatchSource"/>: one reused buffer per batch becomes one tensor; each
 /// batch runs inside its own dispose scope. Before training one streaming pass counts the rows and (by default) computes
 /// the per-channel input mean and standard deviation, which are stored into the network.
 /// </para>
@@ -21,9 +21,9 @@ namespace Bn.MLNet.Training;
 /// training mode. With per-epoch shuffling a different row is left out each epoch.
 /// </para>
 /// <para>
-/// <b>Determinism.</b> <c>torch.manual_seed(Seed)</c> is called at the start (dropout), augmentation draws from a
-/// generator seeded with <see cref="TrainerOptions.Seed"/>, and row order comes from the source's seed and the epoch, so
-/// the same network initialization, options and data give the same weights when run with one thread.
+/// <b>Determinism.</b> Dropout and augmentation draw from private generators seeded with <see cref="TrainerOptions.Seed"/>
+/// (libtorch's global random stream is neither used nor changed), and row order comes from the source's seed and the
+/// epoch, so the same network initialization, options and data give the same weights at the same thread count.
 /// </para>
 /// <para>
 /// <b>Ending.</b> Cancellation throws <see cref="OperationCanceledException"/>. A NaN or infinite loss stops training
@@ -56,7 +56,7 @@ public sealed class Trainer
     public TrainerOptions Options { get; }
 
     /// <summary>Trains <paramref name="network"/> in place on <paramref name="train"/>.</summary>
-    /// <param name="network">The network; its initialization is the caller's (seed with <c>torch.manual_seed</c> before building it).</param>
+    /// <param name="network">The network; its initialization is the caller's (build it with a seed for reproducible weights).</param>
     /// <param name="train">Training rows; their length must equal the architecture's C×H×W.</param>
     /// <param name="validation">Optional validation rows, evaluated after every epoch (eval mode, no_grad).</param>
     /// <param name="progress">Optional progress receiver.</param>
@@ -68,24 +68,25 @@ public sealed class Trainer
     /// <see cref="DataViewBatchSource"/> (training or validation, both read before training) meets one; the message names the row and the value.</exception>
     public TrainingHistory Train(
         BatchNormCnnNetwork network,
-        IBatchSource train,
-        IBatchSource? validation = null,
+        BatchSource train,
+        BatchSource? validation = null,
         IProgress<TrainingProgress>? progress = null,
         CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(train);
-        TrainerOptions o = Options;
+        TrainerOptions o = Options.Clone();
         o.Validate();
         CheckShapes(network.Architecture, train, validation, o);
+        o.Seed ??= Random.Shared.Next();
 
         using TorchThreadScope threads = TorchThreadScope.Set(o.Threads ?? Environment.ProcessorCount);
-        torch.manual_seed(o.Seed);
+        network.DropoutRandom.Seed(o.Seed.Value);
         var clock = Stopwatch.StartNew();
-        var history = new TrainingHistory { Layers = network.ProbedLayers.ToList() };
+        var history = new TrainingHistory { LayersData = network.ProbedLayers.ToList(), Seed = o.Seed.Value };
         long rows = PrepareInput(network, train, validation, o, cancellationToken);
-        history.InputMean = network.InputMean;
-        history.InputStd = network.InputStd;
+        history.InputMeanData = network.InputMean;
+        history.InputStdData = network.InputStd;
         history.TrainingRows = rows;
         TrainingPlan plan = TrainingPlan.For(rows, o);
         history.PlannedSteps = plan.Steps;
@@ -101,7 +102,7 @@ public sealed class Trainer
     }
 
     /// <summary>The rows must have the network's input length, and the random crop must fit in the image.</summary>
-    private static void CheckShapes(NetworkArchitecture arch, IBatchSource train, IBatchSource? validation, TrainerOptions o)
+    private static void CheckShapes(NetworkArchitecture arch, BatchSource train, BatchSource? validation, TrainerOptions o)
     {
         if (train.FeatureLength != arch.InputLength)
         {
@@ -113,17 +114,14 @@ public sealed class Trainer
             throw new ArgumentException($"Validation rows have {validation.FeatureLength} values; the network expects {arch.InputLength}.", nameof(validation));
         }
 
-        if (o.RandomCropPadding >= Math.Min(arch.InputHeight, arch.InputWidth))
-        {
-            throw new ArgumentException($"TrainerOptions.RandomCropPadding {o.RandomCropPadding} must be smaller than the image.", nameof(TrainerOptions.RandomCropPadding));
-        }
+        o.CheckFits(arch.InputHeight, arch.InputWidth, field => "TrainerOptions." + field);
     }
 
     /// <summary>
     /// The pass before training: computes and stores the input standardization (or only counts the rows), and checks
     /// that there are at least 2 training rows and, when given, validation rows. Returns the training row count.
     /// </summary>
-    private static long PrepareInput(BatchNormCnnNetwork network, IBatchSource train, IBatchSource? validation, TrainerOptions o, CancellationToken cancellationToken)
+    private static long PrepareInput(BatchNormCnnNetwork network, BatchSource train, BatchSource? validation, TrainerOptions o, CancellationToken cancellationToken)
     {
         long rows;
         if (o.ComputeInputStandardization)
@@ -162,7 +160,7 @@ public sealed class Trainer
         };
     }
 
-    private static long CountRows(IBatchSource source, CancellationToken cancellationToken)
+    private static long CountRows(BatchSource source, CancellationToken cancellationToken)
     {
         long rows = 0;
         foreach (MiniBatch batch in source.ReadEpoch(1000, 0, shuffle: false, cancellationToken))

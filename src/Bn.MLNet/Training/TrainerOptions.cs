@@ -46,12 +46,15 @@ public sealed class TrainerOptions
     public long? MaxSteps { get; set; }
 
     /// <summary>
-    /// Wall-clock budget in seconds for the whole <see cref="Trainer.Train"/> call (statistics pass, training and validation).
-    /// When set, cosine and one-cycle schedules advance by the larger of the step fraction and the time fraction, and
-    /// training stops after the step during which the budget runs out, so the schedule still ends annealed. Runs limited by
-    /// time are not reproducible (how far they get depends on the machine's speed). Null: no budget.
+    /// Wall-clock budget for the whole <see cref="Trainer.Train"/> call (statistics pass, training and validation). When
+    /// set, cosine and one-cycle schedules advance by the larger of the step fraction and the time fraction, and training
+    /// stops after the step during which the budget runs out, so the schedule still ends annealed, and returns the model:
+    /// the best epoch's with validation data (and <see cref="RestoreBestWeights"/>), the last step's without. This is the
+    /// way to stop a long run and keep its result (cancelling throws <see cref="OperationCanceledException"/> instead).
+    /// Runs limited by time are not reproducible (how far they get depends on the machine's speed). Default
+    /// <see langword="null"/>: no budget.
     /// </summary>
-    public double? TimeBudgetSeconds { get; set; }
+    public TimeSpan? TimeBudget { get; set; }
 
     /// <summary>Rows per training mini-batch (at least 2: a batch of one row cannot be batch-normalized).</summary>
     public int BatchSize { get; set; } = DefaultBatchSize;
@@ -102,10 +105,14 @@ public sealed class TrainerOptions
     public double LabelSmoothing { get; set; }
 
     /// <summary>
-    /// Seed for everything the trainer draws: <c>torch.manual_seed</c> (dropout) at the start of training and the
-    /// augmentation generator. Row shuffling is seeded by the <see cref="Data.IBatchSource"/> and the epoch number.
+    /// Seed of everything the trainer draws: the dropout masks and the augmentation (row shuffling is seeded by the
+    /// <see cref="Data.BatchSource"/> and the epoch number; the estimator gives its sources this seed too). Default
+    /// <see langword="null"/>: the estimator draws one from the <c>MLContext</c>'s random source (deterministic when the
+    /// context has a seed), a <see cref="Trainer"/> used directly draws one at random; either way the seed used is
+    /// recorded in <see cref="TrainingHistory.Seed"/>. The trainer never calls <c>torch.manual_seed</c>: it draws from
+    /// private generators and leaves libtorch's global random stream alone.
     /// </summary>
-    public int Seed { get; set; } = 1;
+    public int? Seed { get; set; }
 
     /// <summary>libtorch intra-op threads (<c>torch.set_num_threads</c>) during <see cref="Trainer.Train"/>, which puts the
     /// previous count back when it returns or throws; null uses every core.</summary>
@@ -179,50 +186,83 @@ public sealed class TrainerOptions
     /// <summary>Progress is reported every this many steps, and at the end of each epoch.</summary>
     public int ProgressEverySteps { get; set; } = 10;
 
+    /// <summary>Random-crop padding of the natural-image recipe: 2 pixels.</summary>
+    public const int NaturalImageCropPadding = 2;
+
+    /// <summary>Label smoothing of the natural-image recipe: 0.1.</summary>
+    public const double NaturalImageLabelSmoothing = 0.1;
+
+    /// <summary>
+    /// Turns on the natural-image recipe: random crops from a <see cref="NaturalImageCropPadding"/>-pixel zero padding,
+    /// random horizontal flips and label smoothing <see cref="NaturalImageLabelSmoothing"/>. It suits photographs and
+    /// clothing (Fashion-MNIST: about +1 point of test accuracy), whose mirror image and small shifts show the same class.
+    /// Do not use it when left and right differ in meaning (digits, letters, arrows, charts, medical images with sides,
+    /// sensor layouts) or the features are not an image: flips then destroy the classes, crops replace values by
+    /// padding. Returns this instance.
+    /// </summary>
+    public TrainerOptions UseNaturalImageRecipe()
+    {
+        RandomCropPadding = NaturalImageCropPadding;
+        HorizontalFlip = true;
+        LabelSmoothing = NaturalImageLabelSmoothing;
+        return this;
+    }
+
     /// <summary>Checks every setting.</summary>
     /// <exception cref="ArgumentException">A setting is out of range; the message names it.</exception>
-    public void Validate()
+    public void Validate() => Validate(field => "TrainerOptions." + field);
+
+    /// <summary>Checks every setting; <paramref name="name"/> gives the name a message uses for a field.</summary>
+    internal void Validate(Func<string, string> name)
     {
-        Require(Epochs >= 1, nameof(Epochs), $"must be at least 1 (was {Epochs})");
-        Require(MaxSteps is null or >= 1, nameof(MaxSteps), $"must be at least 1 or null (was {MaxSteps})");
-        Require(TimeBudgetSeconds is null || (TimeBudgetSeconds > 0 && double.IsFinite(TimeBudgetSeconds.Value)), nameof(TimeBudgetSeconds), $"must be positive or null (was {TimeBudgetSeconds})");
-        Require(BatchSize >= 2, nameof(BatchSize), $"must be at least 2 (was {BatchSize})");
-        Require(Enum.IsDefined(Optimizer), nameof(Optimizer), $"unknown value {Optimizer}");
-        Require(Enum.IsDefined(Schedule), nameof(Schedule), $"unknown value {Schedule}");
-        Require(Enum.IsDefined(EarlyStoppingMetric), nameof(EarlyStoppingMetric), $"unknown value {EarlyStoppingMetric}");
-        Require(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), $"must be positive (was {LearningRate})");
-        Require(LearningRateMultiplier > 0 && double.IsFinite(LearningRateMultiplier), nameof(LearningRateMultiplier), $"must be positive (was {LearningRateMultiplier})");
-        Require(StepSizeEpochs >= 1, nameof(StepSizeEpochs), $"must be at least 1 (was {StepSizeEpochs})");
-        Require(StepGamma > 0 && StepGamma <= 1, nameof(StepGamma), $"must be in (0, 1] (was {StepGamma})");
-        Require(OneCycleWarmupFraction >= 0 && OneCycleWarmupFraction < 1, nameof(OneCycleWarmupFraction), $"must be in [0, 1) (was {OneCycleWarmupFraction})");
-        Require(OneCycleDivFactor >= 1, nameof(OneCycleDivFactor), $"must be at least 1 (was {OneCycleDivFactor})");
-        Require(FinalLearningRateFraction >= 0 && FinalLearningRateFraction <= 1, nameof(FinalLearningRateFraction), $"must be in [0, 1] (was {FinalLearningRateFraction})");
-        Require(Momentum >= 0 && Momentum < 1, nameof(Momentum), $"must be in [0, 1) (was {Momentum})");
-        Require(!Nesterov || Optimizer != OptimizerKind.Sgd || Momentum > 0, nameof(Nesterov), "requires Momentum > 0");
-        Require(Beta1 >= 0 && Beta1 < 1, nameof(Beta1), $"must be in [0, 1) (was {Beta1})");
-        Require(Beta2 >= 0 && Beta2 < 1, nameof(Beta2), $"must be in [0, 1) (was {Beta2})");
-        Require(WeightDecay >= 0 && double.IsFinite(WeightDecay), nameof(WeightDecay), $"must be non-negative (was {WeightDecay})");
-        Require(LabelSmoothing >= 0 && LabelSmoothing < 1, nameof(LabelSmoothing), $"must be in [0, 1) (was {LabelSmoothing})");
-        Require(Threads is null or >= 1, nameof(Threads), $"must be at least 1 or null (was {Threads})");
-        Require(RandomCropPadding >= 0, nameof(RandomCropPadding), $"must be non-negative (was {RandomCropPadding})");
-        Require(RandomErasingProbability is >= 0 and <= 1, nameof(RandomErasingProbability), $"must be in [0, 1] (was {RandomErasingProbability})");
-        Require(WeightAveragingDecay is null or (> 0 and < 1), nameof(WeightAveragingDecay), $"must be in (0, 1) or null (was {WeightAveragingDecay})");
-        Require(EarlyStoppingPatience is null or >= 1, nameof(EarlyStoppingPatience), $"must be at least 1 or null (was {EarlyStoppingPatience})");
-        Require(ValidationEverySteps is null or >= 1, nameof(ValidationEverySteps), $"must be at least 1 or null (was {ValidationEverySteps})");
-        Require(EvaluationBatchSize >= 1, nameof(EvaluationBatchSize), $"must be at least 1 (was {EvaluationBatchSize})");
-        Require(LogEverySteps >= 1, nameof(LogEverySteps), $"must be at least 1 (was {LogEverySteps})");
-        Require(PercentileSampleSize >= 1, nameof(PercentileSampleSize), $"must be at least 1 (was {PercentileSampleSize})");
-        Require(ProgressEverySteps >= 1, nameof(ProgressEverySteps), $"must be at least 1 (was {ProgressEverySteps})");
+        var require = new Networks.Requirement(name);
+        require.That(Epochs >= 1, nameof(Epochs), $"must be at least 1 (was {Epochs})");
+        require.That(MaxSteps is null or >= 1, nameof(MaxSteps), $"must be at least 1 or null (was {MaxSteps})");
+        require.That(TimeBudget is null || TimeBudget > TimeSpan.Zero, nameof(TimeBudget), $"must be positive or null (was {TimeBudget})");
+        require.That(BatchSize >= 2, nameof(BatchSize), $"must be at least 2 (was {BatchSize})");
+        require.That(Enum.IsDefined(Optimizer), nameof(Optimizer), $"unknown value {Optimizer}");
+        require.That(Enum.IsDefined(Schedule), nameof(Schedule), $"unknown value {Schedule}");
+        require.That(Enum.IsDefined(EarlyStoppingMetric), nameof(EarlyStoppingMetric), $"unknown value {EarlyStoppingMetric}");
+        require.That(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), $"must be positive (was {LearningRate})");
+        require.That(LearningRateMultiplier > 0 && double.IsFinite(LearningRateMultiplier), nameof(LearningRateMultiplier), $"must be positive (was {LearningRateMultiplier})");
+        require.That(StepSizeEpochs >= 1, nameof(StepSizeEpochs), $"must be at least 1 (was {StepSizeEpochs})");
+        require.That(StepGamma > 0 && StepGamma <= 1, nameof(StepGamma), $"must be in (0, 1] (was {StepGamma})");
+        require.That(OneCycleWarmupFraction >= 0 && OneCycleWarmupFraction < 1, nameof(OneCycleWarmupFraction), $"must be in [0, 1) (was {OneCycleWarmupFraction})");
+        require.That(OneCycleDivFactor >= 1, nameof(OneCycleDivFactor), $"must be at least 1 (was {OneCycleDivFactor})");
+        require.That(FinalLearningRateFraction >= 0 && FinalLearningRateFraction <= 1, nameof(FinalLearningRateFraction), $"must be in [0, 1] (was {FinalLearningRateFraction})");
+        require.That(Momentum >= 0 && Momentum < 1, nameof(Momentum), $"must be in [0, 1) (was {Momentum})");
+        require.That(!Nesterov || Optimizer != OptimizerKind.Sgd || Momentum > 0, nameof(Nesterov), "requires Momentum > 0");
+        require.That(Beta1 >= 0 && Beta1 < 1, nameof(Beta1), $"must be in [0, 1) (was {Beta1})");
+        require.That(Beta2 >= 0 && Beta2 < 1, nameof(Beta2), $"must be in [0, 1) (was {Beta2})");
+        require.That(WeightDecay >= 0 && double.IsFinite(WeightDecay), nameof(WeightDecay), $"must be non-negative (was {WeightDecay})");
+        require.That(LabelSmoothing >= 0 && LabelSmoothing < 1, nameof(LabelSmoothing), $"must be in [0, 1) (was {LabelSmoothing})");
+        require.That(Threads is null or >= 1, nameof(Threads), $"must be at least 1 or null (was {Threads})");
+        require.That(RandomCropPadding >= 0, nameof(RandomCropPadding), $"must be non-negative (was {RandomCropPadding})");
+        require.That(RandomErasingProbability is >= 0 and <= 1, nameof(RandomErasingProbability), $"must be in [0, 1] (was {RandomErasingProbability})");
+        require.That(WeightAveragingDecay is null or (> 0 and < 1), nameof(WeightAveragingDecay), $"must be in (0, 1) or null (was {WeightAveragingDecay})");
+        require.That(EarlyStoppingPatience is null or >= 1, nameof(EarlyStoppingPatience), $"must be at least 1 or null (was {EarlyStoppingPatience})");
+        require.That(ValidationEverySteps is null or >= 1, nameof(ValidationEverySteps), $"must be at least 1 or null (was {ValidationEverySteps})");
+        require.That(EvaluationBatchSize >= 1, nameof(EvaluationBatchSize), $"must be at least 1 (was {EvaluationBatchSize})");
+        require.That(LogEverySteps >= 1, nameof(LogEverySteps), $"must be at least 1 (was {LogEverySteps})");
+        require.That(PercentileSampleSize >= 1, nameof(PercentileSampleSize), $"must be at least 1 (was {PercentileSampleSize})");
+        require.That(ProgressEverySteps >= 1, nameof(ProgressEverySteps), $"must be at least 1 (was {ProgressEverySteps})");
     }
 
     /// <summary>A shallow copy (all settings are values).</summary>
     public TrainerOptions Clone() => (TrainerOptions)MemberwiseClone();
 
-    private static void Require(bool condition, string field, string message)
+    /// <summary>
+    /// The one rule that ties augmentation to the input shape: the random-crop padding must be smaller than the image
+    /// (a crop padded by as much as the image is wide would hold only padding).
+    /// </summary>
+    /// <exception cref="ArgumentException">The padding does not fit; the message names the option and says to set 0 for non-image features.</exception>
+    internal void CheckFits(int height, int width, Func<string, string> name)
     {
-        if (!condition)
+        if (RandomCropPadding != 0 && RandomCropPadding >= Math.Min(height, width))
         {
-            throw new ArgumentException($"TrainerOptions.{field} {message}.", field);
+            throw new ArgumentException(
+                $"{name(nameof(RandomCropPadding))} must be smaller than the image ({height}×{width}); set 0 when the features are not an image (was {RandomCropPadding}).",
+                nameof(RandomCropPadding));
         }
     }
 }

@@ -18,66 +18,107 @@ public sealed class TrainingHistory
     };
 
     /// <summary>One row per completed epoch.</summary>
-    public List<HistoryEntry> Epochs { get; set; } = new();
+    [JsonIgnore]
+    public IReadOnlyList<HistoryEntry> Epochs => EpochsData;
+
+    [JsonInclude]
+    [JsonPropertyName("epochs")]
+    internal List<HistoryEntry> EpochsData { get; set; } = new();
 
     /// <summary>One row every <see cref="TrainerOptions.LogEverySteps"/> steps.</summary>
-    public List<HistoryEntry> Steps { get; set; } = new();
+    [JsonIgnore]
+    public IReadOnlyList<HistoryEntry> Steps => StepsData;
+
+    [JsonInclude]
+    [JsonPropertyName("steps")]
+    internal List<HistoryEntry> StepsData { get; set; } = new();
 
     /// <summary>The probed layers, in the order of each row's percentiles.</summary>
-    public List<ProbedLayer> Layers { get; set; } = new();
+    [JsonIgnore]
+    public IReadOnlyList<ProbedLayer> Layers => LayersData;
+
+    [JsonInclude]
+    [JsonPropertyName("layers")]
+    internal List<ProbedLayer> LayersData { get; set; } = new();
 
     /// <summary>
     /// Set when a NaN or infinite loss, or NaN or infinite weights or running statistics, stopped training; the network
     /// then holds the last finite state (see <see cref="DivergenceInfo.RestoredStep"/>).
     /// </summary>
-    public DivergenceInfo? Divergence { get; set; }
+    [JsonInclude]
+    public DivergenceInfo? Divergence { get; internal set; }
 
     /// <summary>True when training stopped on a NaN or infinite loss.</summary>
     [JsonIgnore]
     public bool Diverged => Divergence is not null;
 
     /// <summary>Zero-based epoch with the best validation metric, when there was a validation source.</summary>
-    public int? BestEpoch { get; set; }
+    [JsonInclude]
+    public int? BestEpoch { get; internal set; }
 
     /// <summary>Whether early stopping ended training before the planned epochs/steps.</summary>
-    public bool StoppedEarly { get; set; }
+    [JsonInclude]
+    public bool StoppedEarly { get; internal set; }
 
-    /// <summary>Whether <see cref="TrainerOptions.TimeBudgetSeconds"/> ended training before the planned epochs/steps.</summary>
-    public bool StoppedByTimeBudget { get; set; }
+    /// <summary>Whether <see cref="TrainerOptions.TimeBudget"/> ended training before the planned epochs/steps.</summary>
+    [JsonInclude]
+    public bool StoppedByTimeBudget { get; internal set; }
 
     /// <summary>Whether the best epoch's weights were loaded back at the end.</summary>
-    public bool RestoredBestWeights { get; set; }
+    [JsonInclude]
+    public bool RestoredBestWeights { get; internal set; }
 
     /// <summary>
     /// Whether the network received the exponential moving average of its weights at the end
     /// (<see cref="TrainerOptions.WeightAveragingDecay"/>); false when averaging was off, or when the average was not finite
     /// (see <see cref="WeightAverageNote"/>).
     /// </summary>
-    public bool UsedWeightAverage { get; set; }
+    [JsonInclude]
+    public bool UsedWeightAverage { get; internal set; }
 
     /// <summary>Why the weight average was not used although it was on (for example "not finite: ..."); null otherwise.</summary>
-    public string? WeightAverageNote { get; set; }
+    [JsonInclude]
+    public string? WeightAverageNote { get; internal set; }
+
+    /// <summary>The seed the run used (<see cref="TrainerOptions.Seed"/>, or the one drawn when it was null).</summary>
+    [JsonInclude]
+    public int Seed { get; internal set; }
 
     /// <summary>Optimizer steps done.</summary>
-    public long TotalSteps { get; set; }
+    [JsonInclude]
+    public long TotalSteps { get; internal set; }
 
     /// <summary>Planned optimizer steps.</summary>
-    public long PlannedSteps { get; set; }
+    [JsonInclude]
+    public long PlannedSteps { get; internal set; }
 
     /// <summary>Training rows (counted by the pass before training).</summary>
-    public long TrainingRows { get; set; }
+    [JsonInclude]
+    public long TrainingRows { get; internal set; }
 
     /// <summary>Final one-row batches that were dropped (never reached a normalization layer in training mode).</summary>
-    public long DroppedSingleRowBatches { get; set; }
+    [JsonInclude]
+    public long DroppedSingleRowBatches { get; internal set; }
 
     /// <summary>Wall-clock seconds of the whole run, including the statistics pass and validation.</summary>
-    public double TrainSeconds { get; set; }
+    [JsonInclude]
+    public double TrainSeconds { get; internal set; }
 
     /// <summary>The per-channel input mean stored into the network.</summary>
-    public float[] InputMean { get; set; } = Array.Empty<float>();
+    [JsonIgnore]
+    public IReadOnlyList<float> InputMean => InputMeanData;
+
+    [JsonInclude]
+    [JsonPropertyName("inputMean")]
+    internal float[] InputMeanData { get; set; } = Array.Empty<float>();
 
     /// <summary>The per-channel input standard deviation stored into the network.</summary>
-    public float[] InputStd { get; set; } = Array.Empty<float>();
+    [JsonIgnore]
+    public IReadOnlyList<float> InputStd => InputStdData;
+
+    [JsonInclude]
+    [JsonPropertyName("inputStd")]
+    internal float[] InputStdData { get; set; } = Array.Empty<float>();
 
     /// <summary>The run as indented JSON (camelCase; non-finite numbers as "NaN"/"Infinity").</summary>
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
@@ -129,7 +170,7 @@ public sealed class TrainingHistory
           .Append(',').Append(F(e.LearningRate)).Append(',').Append(F(e.ElapsedSeconds)).Append(',').Append(F(e.ImagesPerSecond));
         foreach (ProbedLayer layer in Layers)
         {
-            LayerPercentiles? p = e.Percentiles.Find(x => x.Layer == layer.Name);
+            LayerPercentiles? p = e.Percentiles.FirstOrDefault(x => x.Layer == layer.Name);
             sb.Append(',').Append(F(p?.P15)).Append(',').Append(F(p?.P50)).Append(',').Append(F(p?.P85));
         }
 

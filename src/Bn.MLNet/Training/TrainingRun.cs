@@ -14,8 +14,8 @@ namespace Bn.MLNet.Training;
 internal sealed class TrainingRun : IDisposable
 {
     private readonly BatchNormCnnNetwork _network;
-    private readonly IBatchSource _train;
-    private readonly IBatchSource? _validation;
+    private readonly BatchSource _train;
+    private readonly BatchSource? _validation;
     private readonly TrainerOptions _o;
     private readonly TrainingHistory _history;
     private readonly TrainingPlan _plan;
@@ -32,7 +32,7 @@ internal sealed class TrainingRun : IDisposable
     private double _lastLr, _lastLoss = double.NaN;
 
     public TrainingRun(
-        BatchNormCnnNetwork network, IBatchSource train, IBatchSource? validation, TrainerOptions options, TrainingHistory history, TrainingPlan plan,
+        BatchNormCnnNetwork network, BatchSource train, BatchSource? validation, TrainerOptions options, TrainingHistory history, TrainingPlan plan,
         Stopwatch clock, torch.optim.Optimizer optimizer, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
         (_network, _train, _validation, _o, _history, _plan) = (network, train, validation, options, history, plan);
@@ -141,7 +141,7 @@ internal sealed class TrainingRun : IDisposable
         }
 
         _reporter.AfterStep(_network, epoch, Steps, lr, loss, n, correct, logged, percentiles);
-        if (_o.TimeBudgetSeconds is double limit && _clock.Elapsed.TotalSeconds >= limit && Steps < _plan.Steps)
+        if (_o.TimeBudget is TimeSpan limit && _clock.Elapsed >= limit && Steps < _plan.Steps)
         {
             _history.StoppedByTimeBudget = true;
         }
@@ -171,7 +171,7 @@ internal sealed class TrainingRun : IDisposable
     /// <summary>The schedule's learning rate for the coming step (the time budget can move it on), set on every parameter group.</summary>
     private double SetLearningRate()
     {
-        double fraction = LearningRateSchedule.FractionDone(Steps, _plan.Steps, _clock.Elapsed.TotalSeconds, _o.TimeBudgetSeconds);
+        double fraction = LearningRateSchedule.FractionDone(Steps, _plan.Steps, _clock.Elapsed.TotalSeconds, _o.TimeBudget?.TotalSeconds);
         double lr = LearningRateSchedule.AtFraction(_o, fraction, Steps, _plan.Steps, _plan.StepsPerEpoch);
         foreach (torch.optim.ILearningRateController group in _optimizer.ParamGroups)
         {
@@ -226,7 +226,7 @@ internal sealed class TrainingRun : IDisposable
             TrainAccuracy = totals.Accuracy,
             LearningRate = _lastLr,
             ImagesPerSecond = totals.ImagesPerSecond(totals.Seconds),
-            Percentiles = lastPercentiles,
+            PercentilesData = lastPercentiles,
         };
 
         bool stop = false;
@@ -236,7 +236,7 @@ internal sealed class TrainingRun : IDisposable
         }
 
         entry.ElapsedSeconds = _clock.Elapsed.TotalSeconds;
-        _history.Epochs.Add(entry);
+        _history.EpochsData.Add(entry);
         _reporter.ReportEpoch(entry);
         if (stop)
         {
@@ -301,7 +301,7 @@ internal sealed class TrainingRun : IDisposable
         }
 
         _history.Divergence ??= new DivergenceInfo { Epoch = _lastEpoch, Step = Steps, LearningRate = _lastLr, Loss = _lastLoss, NonFiniteState = true };
-        _history.Divergence.NonFiniteTensors = nonFinite;
+        _history.Divergence.NonFiniteTensorsData = nonFinite;
         _history.RestoredBestWeights = false; // when it was restored, the best epoch's state is not finite either
         if (_history.UsedWeightAverage)
         {

@@ -61,7 +61,7 @@ public sealed class TensorBatchSourceTests
         var fromTensor = new TensorBatchSource(featureTensor, labelTensor, classCount: 3);
         Assert.Equal(4, fromTensor.FeatureLength);
 
-        foreach (var source in new IBatchSource[] { fromBytes, fromTensor })
+        foreach (var source in new BatchSource[] { fromBytes, fromTensor })
         {
             var batch = source.ReadEpoch(100, 0, shuffle: false).Single();
             Assert.Equal(12, batch.Count);

@@ -158,7 +158,7 @@ public class BatchNormCnnSchemaTests
 
         // Features that are not an image (1×1×784) with the default random-crop padding: refused naming the option.
         o = SmallOptions();
-        (o.ImageHeight, o.ImageWidth, o.ImageChannels, o.RandomCropPadding) = (1, 1, 784, 2);
+        (o.ImageHeight, o.ImageWidth, o.ImageChannels, o.RandomCropPadding, o.ConvStages) = (1, 1, 784, 2, []);
         ex = Assert.ThrowsAny<ArgumentException>(() => Ml.Transforms.BatchNormCnn(o));
         Assert.Contains("BatchNormCnnOptions.RandomCropPadding must be smaller than the image (1×1)", ex.Message);
     }

@@ -81,7 +81,7 @@ public class BatchNormCnnNetworkTests
         Tensor x = torch.randn(new long[] { 5, channels, 6, 7 }, generator: gen);
         Tensor weight = torch.randn(new long[] { 8, channels, 3, 3 }, generator: gen);
 
-        Tensor last = BatchNormCnnNetwork.ToChannelsLast(x);
+        Tensor last = ChannelsLast.From(x);
         Tensor y = nn.functional.conv2d(last, weight, padding: new long[] { 1, 1 });
 
         Assert.True(last.equal(x).all().item<bool>());
@@ -159,6 +159,44 @@ public class BatchNormCnnNetworkTests
         Assert.Equal(ScalarType.Float32, w.dtype);
         Assert.NotNull(w.grad);
         Assert.True(w.grad!.abs().sum().item<float>() > 0);
+    }
+
+    [Theory]
+    [InlineData(NormalizationKind.Batch)]
+    [InlineData(NormalizationKind.None)]
+    public void SeededConstructorDrawsTheManualSeedWeightsWithoutTouchingTheGlobalStream(NormalizationKind norm)
+    {
+        NetworkArchitecture arch = Small(norm);
+        torch.manual_seed(42);
+        using var viaGlobal = new BatchNormCnnNetwork(arch);
+        torch.manual_seed(7);
+        using Tensor before = torch.random.get_rng_state();
+        using var seeded = new BatchNormCnnNetwork(arch, seed: 42);
+        using Tensor after = torch.random.get_rng_state();
+
+        Assert.True(before.equal(after).all().item<bool>(), "the global generator's state is unchanged");
+        var expected = viaGlobal.state_dict();
+        foreach (var (name, value) in seeded.state_dict())
+            Assert.True(value.equal(expected[name]).all().item<bool>(), $"{name} equals the manual_seed network's, bit for bit");
+        using var other = new BatchNormCnnNetwork(arch, seed: 43);
+        Assert.False(other.parameters().Zip(seeded.parameters()).All(p => p.First.equal(p.Second).all().item<bool>()));
+    }
+
+    [Fact]
+    public void DropoutDrawsFromThePrivateGenerator()
+    {
+        using var net = new BatchNormCnnNetwork(Small(), seed: 3);
+        net.train();
+        using var x = torch.rand(6, 144, generator: new torch.Generator(1)) * 255;
+        torch.manual_seed(5);
+        using Tensor before = torch.random.get_rng_state();
+        net.DropoutRandom.Seed(9);
+        using Tensor y1 = net.call(x);
+        net.DropoutRandom.Seed(9);
+        using Tensor y2 = net.call(x);
+        using Tensor after = torch.random.get_rng_state();
+        Assert.True(y1.equal(y2).all().item<bool>(), "same dropout seed, same masks");
+        Assert.True(before.equal(after).all().item<bool>(), "the global generator's state is unchanged");
     }
 
     [Fact]

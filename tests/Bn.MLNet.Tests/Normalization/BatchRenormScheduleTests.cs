@@ -131,7 +131,7 @@ public class BatchRenormScheduleTests
     public void OptionDefaultsAreTheSchedules()
     {
         var options = new BatchNormCnnOptions { Normalization = NormalizationKind.BatchRenorm };
-        var arch = options.ToArchitecture(10);
+        var arch = options.Network;
         Assert.Equal(BatchRenormSchedule.DefaultRMax, arch.BatchRenormRMax);
         Assert.Equal(BatchRenormSchedule.DefaultDMax, arch.BatchRenormDMax);
         Assert.Equal(BatchRenormSchedule.DefaultWarmupSteps, arch.BatchRenormWarmupSteps);

@@ -127,9 +127,9 @@ public class SamplesCliTests
         Assert.Equal(defaults.RandomErasingProbability, Value("--erasing"));
         Assert.Equal(defaults.WeightAveragingDecay, Value("--ema"));
         Assert.Null(Value("--epochs"));
-        Assert.Equal(defaults.Epochs, TrainCommand.EffectiveEpochs(null, null));
-        Assert.Equal(TrainCommand.EpochsUnderTimeBudget, TrainCommand.EffectiveEpochs(null, 870));
-        Assert.Equal(3, TrainCommand.EffectiveEpochs(3, 870));
+        Assert.Equal(defaults.Epochs, TrainCommandOptions.EffectiveEpochs(null, null));
+        Assert.Equal(TrainCommandOptions.EpochsUnderTimeBudget, TrainCommandOptions.EffectiveEpochs(null, 870));
+        Assert.Equal(3, TrainCommandOptions.EffectiveEpochs(3, 870));
         Assert.Equal(defaults.BatchSize, Value("--batch-size"));
         Assert.Equal(defaults.LearningRate, Value("--lr"));
         Assert.Equal(defaults.WeightDecay, Value("--weight-decay"));
@@ -153,9 +153,9 @@ public class SamplesCliTests
         Assert.True(Parsed("--bf16"));
         Assert.True(Parsed("--bf16", "true"));
         Assert.False(Parsed("--bf16", "false"));
-        Assert.Equal(BFloat16Support.IsAccelerated, TrainCommand.EffectiveBFloat16(null));
-        Assert.True(TrainCommand.EffectiveBFloat16(true));
-        Assert.False(TrainCommand.EffectiveBFloat16(false));
+        Assert.Equal(BFloat16Support.IsAccelerated, TrainCommandOptions.EffectiveBFloat16(null));
+        Assert.True(TrainCommandOptions.EffectiveBFloat16(true));
+        Assert.False(TrainCommandOptions.EffectiveBFloat16(false));
         Assert.False(new BatchNormCnnOptions().BFloat16Convolutions);   // the library itself stays float32 unless asked
     }
 
@@ -165,10 +165,10 @@ public class SamplesCliTests
         TrainingProgress At(int plannedEpochs) =>
             new(2, plannedEpochs, 1200, plannedEpochs * 469L, 0.5, 0.9, 1000, 0.05, 123.4, true, null);
 
-        Assert.StartsWith("epoch 3 (123/870 s) step 1200", TrainingConsole.Describe(At(TrainCommand.EpochsUnderTimeBudget), 870));
+        Assert.StartsWith("epoch 3 (123/870 s) step 1200", TrainingConsole.Describe(At(TrainCommandOptions.EpochsUnderTimeBudget), 870));
         Assert.StartsWith("epoch 3/15 step 1200", TrainingConsole.Describe(At(15), 870));   // --epochs 15 --time-budget 870
         Assert.StartsWith("epoch 3/15 step 1200", TrainingConsole.Describe(At(15)));
-        Assert.DoesNotContain("/1000", TrainingConsole.Describe(At(TrainCommand.EpochsUnderTimeBudget), 870));
+        Assert.DoesNotContain("/1000", TrainingConsole.Describe(At(TrainCommandOptions.EpochsUnderTimeBudget), 870));
     }
 
     private static string ThisAssemblyPath() => typeof(SamplesCliTests).Assembly.Location;

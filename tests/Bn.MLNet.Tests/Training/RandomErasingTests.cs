@@ -109,7 +109,7 @@ public class RandomErasingTests
     public void TheLibraryOptionReachesTheTrainer()
     {
         Assert.Equal(0, new BatchNormCnnOptions().RandomErasingProbability);
-        Assert.Equal(0.4, new BatchNormCnnOptions { RandomErasingProbability = 0.4 }.ToTrainerOptions(1).RandomErasingProbability);
+        Assert.Equal(0.4, new BatchNormCnnOptions { RandomErasingProbability = 0.4 }.Trainer.RandomErasingProbability);
     }
 
     /// <summary>The bounding box of the pixels of row <paramref name="r"/> that the augmenter changed in one channel.</summary>

@@ -2,8 +2,8 @@ using Bn.MLNet.Data;
 
 namespace Bn.MLNet.Tests.Training;
 
-/// <summary>An in-memory <see cref="IBatchSource"/> over arrays, shuffling with a seeded Fisher–Yates per epoch.</summary>
-internal sealed class ArrayBatchSource : IBatchSource
+/// <summary>An in-memory <see cref="BatchSource"/> over arrays, shuffling with a seeded Fisher–Yates per epoch.</summary>
+internal sealed class ArrayBatchSource : BatchSource
 {
     private readonly float[] _features;
     private readonly int[] _labels;
@@ -17,14 +17,16 @@ internal sealed class ArrayBatchSource : IBatchSource
         _seed = seed;
     }
 
-    public int FeatureLength { get; }
+    public override int FeatureLength { get; }
+
+    public override long? RowCount => Rows;
 
     public int Rows => _labels.Length;
 
     /// <summary>Sizes of the batches handed out, over all epochs.</summary>
     public List<int> HandedOut { get; } = new();
 
-    public IEnumerable<MiniBatch> ReadEpoch(int batchSize, int epoch, bool shuffle, CancellationToken cancellationToken = default)
+    internal override IEnumerable<MiniBatch> ReadEpoch(int batchSize, int epoch, bool shuffle, CancellationToken cancellationToken = default)
     {
         int[] order = Enumerable.Range(0, Rows).ToArray();
         if (shuffle)

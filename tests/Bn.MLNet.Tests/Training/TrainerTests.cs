@@ -332,7 +332,7 @@ public class TrainerTests
         var options = Fast();
         options.Epochs = 10_000;
         options.LogEverySteps = 1;
-        options.TimeBudgetSeconds = 1.5;
+        options.TimeBudget = TimeSpan.FromSeconds(1.5);
         TrainingHistory h = new Trainer(options).Train(net, SyntheticData.Images(320, seed: 1));
 
         Assert.True(h.StoppedByTimeBudget);

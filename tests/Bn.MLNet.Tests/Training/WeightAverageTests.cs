@@ -181,7 +181,7 @@ public class WeightAverageTests
     {
         Assert.Null(new BatchNormCnnOptions().WeightAveragingDecay);
         Assert.Null(new TrainerOptions().WeightAveragingDecay);
-        Assert.Equal(0.999, new BatchNormCnnOptions { WeightAveragingDecay = 0.999 }.ToTrainerOptions(1).WeightAveragingDecay);
+        Assert.Equal(0.999, new BatchNormCnnOptions { WeightAveragingDecay = 0.999 }.Trainer.WeightAveragingDecay);
     }
 
     private sealed class SyncProgress(Action<TrainingProgress> action) : IProgress<TrainingProgress>
