@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Peak resident set and training throughput of the same short training run with this library's BatchNorm
 # (-n Batch) and with libtorch's (-n BatchNative), side by side, and their ratios.
+# NORMS="Batch BatchRenorm" compares two other normalizations (the first is the one measured, the second the baseline).
 #
 #   scripts/memory-compare.sh                       # train --epochs 1 --train-limit 15000 --test-limit 2000
 #   scripts/memory-compare.sh --epochs 1            # any `train` options instead (here: the full 60,000 rows)
@@ -19,12 +20,14 @@ dll=src/Bn.MLNet.Samples/bin/Release/net10.0/Bn.MLNet.Samples.dll
 args=("$@")
 [ ${#args[@]} -eq 0 ] && args=(--epochs 1 --train-limit 15000 --test-limit 2000)
 runs=${RUNS:-1}
+norms=${NORMS:-Batch BatchNative}
+read -r first second <<< "$norms"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 echo "train ${args[*]}  (runs: $runs)"
 for r in $(seq 1 "$runs"); do
-  for n in Batch BatchNative; do
+  for n in $norms; do
     /usr/bin/time -v -o "$tmp/$n.$r.time" dotnet "$dll" train -q -n "$n" --metrics-out "$tmp/$n.$r.json" "${args[@]}" > "$tmp/$n.$r.out"
     kb=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$tmp/$n.$r.time")
     wall=$(awk '/Elapsed \(wall clock\)/ {print $NF}' "$tmp/$n.$r.time")
@@ -35,12 +38,12 @@ for r in $(seq 1 "$runs"); do
   done
 done
 
-python3 - "$tmp" "$runs" <<'PY'
+python3 - "$tmp" "$runs" "$first" "$second" <<'PY'
 import sys, statistics
-tmp, runs = sys.argv[1], int(sys.argv[2])
+tmp, runs, first, second = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 def med(n, i): return statistics.median(float(open(f"{tmp}/{n}.{r}.res").read().split()[i]) for r in range(1, runs + 1))
-ours_kb, nat_kb = med("Batch", 0), med("BatchNative", 0)
-ours_ips, nat_ips = med("Batch", 1), med("BatchNative", 1)
-print(f"peak RSS   ours {ours_kb/1024:.0f} MB / native {nat_kb/1024:.0f} MB = {ours_kb/nat_kb:.2f}x   (target <= 1.15x)")
-print(f"throughput ours {ours_ips:.0f} / native {nat_ips:.0f} images/s = {ours_ips/nat_ips:.2f}   (target >= 0.95)")
+a_kb, b_kb = med(first, 0), med(second, 0)
+a_ips, b_ips = med(first, 1), med(second, 1)
+print(f"peak RSS   {first} {a_kb/1024:.0f} MB / {second} {b_kb/1024:.0f} MB = {a_kb/b_kb:.2f}x")
+print(f"throughput {first} {a_ips:.0f} / {second} {b_ips:.0f} images/s = {a_ips/b_ips:.2f}")
 PY
