@@ -20,13 +20,14 @@ public class BatchNorm1d : BatchNormBase
     /// <param name="trackRunningStats">Whether to keep running statistics for evaluation mode.</param>
     /// <exception cref="ArgumentException">numFeatures &lt; 1, eps ≤ 0, or momentum outside [0, 1].</exception>
     public BatchNorm1d(long numFeatures, double eps = 1e-5, double? momentum = 0.1, bool affine = true, bool trackRunningStats = true)
-        : this(nameof(BatchNorm1d), numFeatures, eps, momentum, affine, trackRunningStats)
+        : base(nameof(BatchNorm1d), numFeatures, eps, momentum, affine, trackRunningStats)
     {
+        RegisterComponents();
     }
 
     /// <summary>For layers that are Batch Normalization at inference (<see cref="BatchRenorm1d"/>).</summary>
-    private protected BatchNorm1d(string name, long numFeatures, double eps, double? momentum, bool affine, bool trackRunningStats)
-        : base(name, numFeatures, eps, momentum, affine, trackRunningStats)
+    private protected BatchNorm1d(string name, long numFeatures, double eps, double? momentum, bool affine, bool trackRunningStats, BatchRenormSchedule renorm)
+        : base(name, numFeatures, eps, momentum, affine, trackRunningStats, renorm)
     {
         RegisterComponents();
     }

@@ -6,11 +6,13 @@ using static TorchSharp.torch;
 namespace Bn.MLNet.Normalization;
 
 /// <summary>
-/// Shared implementation of <see cref="BatchNorm1d"/> and <see cref="BatchNorm2d"/>: Batch Normalization
-/// (Ioffe &amp; Szegedy, ICML 2015). In training mode it applies the paper's Algorithm 1 (per-channel mini-batch
-/// mean and biased variance over every axis except the channel axis 1, x̂ = (x − μ_B)/√(σ²_B + ε), y = γx̂ + β)
-/// through a custom autograd function whose backward pass is the paper's closed-form gradient; in evaluation mode
-/// it applies the inference transform with the running statistics.
+/// Shared implementation of <see cref="BatchNorm1d"/> and <see cref="BatchNorm2d"/> (and of their Batch Renormalization
+/// subclasses): Batch Normalization (Ioffe &amp; Szegedy, ICML 2015). In training mode it applies the paper's Algorithm 1
+/// (per-channel mini-batch mean and biased variance over every axis except the channel axis 1,
+/// x̂ = (x − μ_B)/√(σ²_B + ε), y = γx̂ + β; with Batch Renormalization y = γ·(x̂·r + d) + β) through a custom autograd
+/// function whose backward pass is the paper's closed-form gradient; in evaluation mode it applies the inference
+/// transform with the running statistics. CPU tensors run our one-read kernels, tensors on other devices libtorch
+/// operations.
 /// </summary>
 /// <remarks>
 /// State-dict keys are exactly PyTorch's: <c>weight</c> (γ), <c>bias</c> (β), <c>running_mean</c>,
@@ -38,9 +40,11 @@ public abstract class BatchNormBase : nn.Module<Tensor, Tensor>
     /// <summary>Set by <see cref="PopulationStatistics"/> while it collects per-batch statistics.</summary>
     internal PopulationAccumulator? Collector;
 
-    private protected BatchNormBase(string name, long numFeatures, double eps, double? momentum, bool affine, bool trackRunningStats)
+    private protected BatchNormBase(
+        string name, long numFeatures, double eps, double? momentum, bool affine, bool trackRunningStats, BatchRenormSchedule? renorm = null)
         : base(Native.LibTorchSharpLoader.BeforeTorch(name))
     {
+        RenormSchedule = renorm;
         if (numFeatures < 1)
             throw new ArgumentException($"numFeatures must be at least 1, got {numFeatures}.", nameof(numFeatures));
         if (!(eps > 0) || double.IsInfinity(eps))
@@ -103,6 +107,12 @@ public abstract class BatchNormBase : nn.Module<Tensor, Tensor>
     /// <summary>Number of training batches seen (buffer <c>num_batches_tracked</c>, int64 scalar), or null when not tracked.</summary>
     public Tensor? NumBatchesTracked => _numBatchesTracked;
 
+    /// <summary>Batch Renormalization's r_max/d_max schedule in training; null for Batch Normalization.</summary>
+    private protected BatchRenormSchedule? RenormSchedule { get; }
+
+    /// <summary>The training step the next forward pass is (<see cref="NumBatchesTracked"/>).</summary>
+    private protected long NextStep => _numBatchesTracked!.item<long>();
+
     /// <summary>Input ranks accepted by the concrete layer.</summary>
     private protected abstract int[] AcceptedRanks { get; }
 
@@ -123,17 +133,19 @@ public abstract class BatchNormBase : nn.Module<Tensor, Tensor>
 
         using var scope = torch.NewDisposeScope();
         bool useBatchStats = training || !TrackRunningStats;
-        Tensor output;
-
         var settings = new BatchNormFunction.Settings { Eps = Eps, BatchStatistics = useBatchStats };
         if (!useBatchStats)
         {
             settings.Mean = _runningMean!;
             settings.Variance = _runningVar!;
         }
+        else if (training && RenormSchedule is { } schedule)
+        {
+            long step = NextStep;
+            settings.Renorm = new RenormCorrection(_runningMean!, _runningVar!, schedule.RMaxAt(step), schedule.DMaxAt(step));
+        }
 
-        output = BatchNormFunction.Apply(input, _weight, _bias, settings);
-
+        Tensor output = BatchNormFunction.Apply(input, _weight, _bias, settings);
         if (training && TrackRunningStats)
             RecordBatchStatistics(settings.Mean!, settings.Variance!, input.numel() / NumFeatures);
 
@@ -190,13 +202,6 @@ public abstract class BatchNormBase : nn.Module<Tensor, Tensor>
         _runningVar!.copy_(variance);
     }
 
-    internal static long[] ReduceDims(long rank)
-    {
-        var dims = new List<long> { 0 };
-        for (long d = 2; d < rank; d++) dims.Add(d);
-        return dims.ToArray();
-    }
-
     internal void Validate(Tensor input)
     {
         long[] dims = input.shape;
@@ -206,8 +211,8 @@ public abstract class BatchNormBase : nn.Module<Tensor, Tensor>
             throw new ArgumentException($"{GetType().Name} expects input of shape {ExpectedShape}, got rank {rank} input of shape {Shape()}.", nameof(input));
         if (dims[1] != NumFeatures)
             throw new ArgumentException($"{GetType().Name} was built for {NumFeatures} channels (axis 1), but the input of shape {Shape()} has {dims[1]} channels.", nameof(input));
-        if (input.dtype is not (ScalarType.Float32 or ScalarType.Float64) || input.device_type != DeviceType.CPU)
-            throw new ArgumentException($"{GetType().Name} expects a float32 or float64 CPU input, got {input.dtype} on {input.device_type}.", nameof(input));
+        if (input.dtype is not (ScalarType.Float32 or ScalarType.Float64))
+            throw new ArgumentException($"{GetType().Name} expects a float32 or float64 input, got {input.dtype} on {input.device_type}.", nameof(input));
         long perChannel = dims.Aggregate(1L, (p, d) => p * d) / NumFeatures;
         if (training && perChannel < 2)
             throw new ArgumentException($"Batch Normalization needs more than one value per channel in training (the mini-batch variance of a single value is undefined); input of shape {Shape()} has {perChannel} value(s) per channel.", nameof(input));

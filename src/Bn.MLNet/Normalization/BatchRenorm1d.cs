@@ -25,27 +25,16 @@ public sealed class BatchRenorm1d : BatchNorm1d
     /// <param name="schedule">The r_max/d_max schedule. Default null: <c>new BatchRenormSchedule()</c> (r_max 1 → 3, d_max 0 → 5 over 2,000 steps).</param>
     /// <exception cref="ArgumentException">numFeatures &lt; 1, eps ≤ 0, or momentum outside [0, 1].</exception>
     public BatchRenorm1d(long numFeatures, double eps = 1e-5, double? momentum = 0.1, BatchRenormSchedule? schedule = null)
-        : base(nameof(BatchRenorm1d), numFeatures, eps, momentum, affine: true, trackRunningStats: true)
+        : base(nameof(BatchRenorm1d), numFeatures, eps, momentum, affine: true, trackRunningStats: true, schedule ?? new BatchRenormSchedule())
     {
-        Schedule = schedule ?? new BatchRenormSchedule();
     }
 
     /// <summary>The clipping limits against the training step.</summary>
-    public BatchRenormSchedule Schedule { get; }
+    public BatchRenormSchedule Schedule => RenormSchedule!;
 
     /// <summary>r_max for the next training step (from <see cref="BatchNormBase.NumBatchesTracked"/>).</summary>
-    public double CurrentRMax => Schedule.RMaxAt(NumBatchesTracked!.item<long>());
+    public double CurrentRMax => Schedule.RMaxAt(NextStep);
 
     /// <summary>d_max for the next training step (from <see cref="BatchNormBase.NumBatchesTracked"/>).</summary>
-    public double CurrentDMax => Schedule.DMaxAt(NumBatchesTracked!.item<long>());
-
-    /// <summary>
-    /// Training: Batch Renormalization with the current limits (and the running-statistics update); evaluation: Batch
-    /// Normalization with the running statistics.
-    /// </summary>
-    /// <param name="input">N×C or N×C×L floating-point tensor.</param>
-    /// <returns>Same shape as the input.</returns>
-    /// <exception cref="ArgumentException">Wrong rank, wrong channel count, or a single value per channel in training.</exception>
-    public override Tensor forward(Tensor input)
-        => training ? BatchRenormFunction.TrainingForward(this, Schedule, input) : base.forward(input);
+    public double CurrentDMax => Schedule.DMaxAt(NextStep);
 }

@@ -27,6 +27,17 @@ public class BatchNormNativeEquivalenceTests
         return data;
     }
 
+    /// <summary>The device-independent path (libtorch operations, what tensors on other devices run), forced on CPU.</summary>
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void DeviceIndependentPathMatchesNativeToo(string shapeText, ScalarType dtype, double? momentum, bool affine, bool track)
+    {
+        using (BatchNormFunction.ForceTensorPath())
+        {
+            MatchesNativeOverFiveTrainingStepsAndEval(shapeText, dtype, momentum, affine, track);
+        }
+    }
+
     [Theory]
     [MemberData(nameof(Cases))]
     public void MatchesNativeOverFiveTrainingStepsAndEval(string shapeText, ScalarType dtype, double? momentum, bool affine, bool track)

@@ -32,6 +32,15 @@ public class BatchRenormTests
     [MemberData(nameof(TrivialCases))]
     public void EqualsBatchNormWhenRMaxIsOneAndDMaxIsZero(string shapeText, ScalarType dtype, double? momentum)
     {
+        EqualsBatchNorm(shapeText, dtype, momentum);
+        using (BatchNormFunction.ForceTensorPath())
+        {
+            EqualsBatchNorm(shapeText, dtype, momentum);
+        }
+    }
+
+    private static void EqualsBatchNorm(string shapeText, ScalarType dtype, double? momentum)
+    {
         using var scope = torch.NewDisposeScope();
         long[] shape = shapeText.Split('x').Select(long.Parse).ToArray();
         long c = shape[1];
@@ -88,11 +97,14 @@ public class BatchRenormTests
     }
 
     [Theory]
-    [InlineData(new long[] { 4, 3, 3, 2 })]
-    [InlineData(new long[] { 6, 4 })]
-    [InlineData(new long[] { 3, 2, 5 })]
-    public void BackwardEqualsAutogradOfTheFormulaWithRAndDDetached(long[] shape)
+    [InlineData(new long[] { 4, 3, 3, 2 }, false)]
+    [InlineData(new long[] { 6, 4 }, false)]
+    [InlineData(new long[] { 3, 2, 5 }, false)]
+    [InlineData(new long[] { 4, 3, 3, 2 }, true)]
+    [InlineData(new long[] { 6, 4 }, true)]
+    public void BackwardEqualsAutogradOfTheFormulaWithRAndDDetached(long[] shape, bool deviceIndependentPath)
     {
+        using IDisposable? path = deviceIndependentPath ? BatchNormFunction.ForceTensorPath() : null;
         using var scope = torch.NewDisposeScope();
         var gen = new torch.Generator(99);
         long c = shape[1];

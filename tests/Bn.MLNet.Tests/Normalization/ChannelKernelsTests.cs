@@ -231,12 +231,12 @@ public class ChannelKernelsTests
     private static Tensor PerChannel(double[] values, Tensor like) =>
         torch.tensor(values, ScalarType.Float64).view(ChannelMath.BroadcastShape(like));
 
-    private static double[] ReferenceSum(Tensor t) => ChannelMath.Read(t.sum(BatchNormBase.ReduceDims(t.dim())).contiguous());
+    private static double[] ReferenceSum(Tensor t) => ChannelMath.Read(t.sum(TensorPath.ReduceDims(t.dim())).contiguous());
 
     private static (double[] Mean, double[] Variance) ReferenceMoments(Tensor x)
     {
         var x64 = x.to(ScalarType.Float64);
-        var dims = BatchNormBase.ReduceDims(x.dim());
+        var dims = TensorPath.ReduceDims(x.dim());
         var mean = x64.mean(dims, keepdim: true);
         var variance = (x64 - mean).square().mean(dims);
         return (ChannelMath.Read(mean.reshape(-1).contiguous()), ChannelMath.Read(variance.contiguous()));
