@@ -5,7 +5,7 @@ namespace Bn.MLNet.Data;
 
 /// <summary>
 /// Rows for <see cref="Training.Trainer"/> and <see cref="Training.Evaluation"/>: features (C×H×W values per row, or N
-/// values of tabular data) with a label, read one epoch at a time in mini-batches. Create one with <see cref="FromArrays(float[], int[], int, int, int?)"/>,
+/// values of tabular data) with a label, read one epoch at a time in mini-batches. Create one with <see cref="FromArrays(float[], int[], int, int, int?)"/>, <see cref="FromByteArrays"/>,
 /// <see cref="FromTensors"/> or <see cref="FromDataView"/>; the trainer reads it without copying the data set (a
 /// data-view source streams its rows through a bounded shuffle buffer).
 /// </summary>
@@ -42,7 +42,7 @@ public abstract class BatchSource
     /// Byte rows such as raw pixels (kept, not copied; converted to float one batch at a time) with byte class indices.
     /// </summary>
     /// <inheritdoc cref="FromArrays(float[], int[], int, int, int?)"/>
-    public static BatchSource FromArrays(byte[] features, byte[] labels, int featureLength, int seed = 0, int? classCount = null) =>
+    public static BatchSource FromByteArrays(byte[] features, byte[] labels, int featureLength, int seed = 0, int? classCount = null) =>
         new TensorBatchSource(features, labels, featureLength, seed, classCount);
 
     /// <summary>

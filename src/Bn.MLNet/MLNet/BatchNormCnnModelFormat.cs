@@ -7,22 +7,6 @@ using static TorchSharp.torch;
 
 namespace Bn.MLNet;
 
-/// <summary>Everything a saved <see cref="BatchNormCnnTransformer"/> holds besides ML.NET's own header.</summary>
-internal sealed record BatchNormCnnModelContent(
-    ColumnSettings Columns,
-    int InferenceBatchSize,
-    BatchNormInferenceMode InferenceMode,
-    bool TestTimeFlipAveraging,
-    NetworkArchitecture Architecture,
-    float[] InputMean,
-    float[] InputStd,
-    ClassLabels Labels,
-    TrainingHistory? History,
-    IReadOnlyList<NamedTensor> Tensors);
-
-/// <summary>One state-dict entry as plain data.</summary>
-internal sealed record NamedTensor(string Name, ScalarType DType, long[] Shape, Array Data);
-
 /// <summary>
 /// The Bn.MLNet payload of a saved BatchNormCnn model: a small checksummed main block in ML.NET's main stream and the
 /// network in the side stream <see cref="NetworkStreamName"/>, whose length and SHA-256 the main block records.

@@ -19,11 +19,15 @@ public class BatchNorm2d : BatchNormBase
     /// <param name="affine">Whether to learn γ (starts at 1) and β (starts at 0).</param>
     /// <param name="trackRunningStats">Whether to keep running statistics for evaluation mode.</param>
     /// <exception cref="ArgumentException">numFeatures &lt; 1, eps ≤ 0, or momentum outside [0, 1].</exception>
+    // RS0022: the layer is inheritable on purpose (BatchRenorm2d derives from it so that every handler of a BN
+    // layer, folding and export included, handles a renormalized one); BatchNormBase exposes nothing protected.
+#pragma warning disable RS0022
     public BatchNorm2d(long numFeatures, double eps = 1e-5, double? momentum = 0.1, bool affine = true, bool trackRunningStats = true)
         : base(nameof(BatchNorm2d), numFeatures, eps, momentum, affine, trackRunningStats)
     {
         RegisterComponents();
     }
+#pragma warning restore RS0022
 
     /// <summary>For layers that are Batch Normalization at inference (<see cref="BatchRenorm2d"/>).</summary>
     private protected BatchNorm2d(string name, long numFeatures, double eps, double? momentum, bool affine, bool trackRunningStats, BatchRenormSchedule renorm)

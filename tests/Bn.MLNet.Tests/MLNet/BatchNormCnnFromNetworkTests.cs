@@ -9,6 +9,46 @@ namespace Bn.MLNet.Tests.MLNet;
 [Collection(TorchGlobalStateCollection.Name)]
 public class BatchNormCnnFromNetworkTests
 {
+    /// <summary>
+    /// Every network setting reaches the transformer. The fixture sets each property of <see cref="NetworkArchitecture"/> to a
+    /// value other than its default, and the test checks that by reflection, so a new setting fails here until the
+    /// fixture sets it; the transformer's architecture must then equal the network's in every field.
+    /// </summary>
+    [Fact]
+    public void EveryNetworkSettingIsCarried()
+    {
+        var a = new NetworkArchitecture
+        {
+            InputChannels = 2,
+            InputHeight = 9,
+            InputWidth = 10,
+            ConvStages = new List<ConvStage> { new(8, 1, true) },
+            HiddenLayers = new[] { 16 },
+            Dropout = 0.1,
+            ClassCount = 3,
+            Normalization = NormalizationKind.BatchRenorm,
+            Activation = ActivationKind.Tanh,
+            BatchNormMomentum = 0.2,
+            BatchNormEps = 1e-4,
+            GroupCount = 4,
+            BatchRenormRMax = 2,
+            BatchRenormDMax = 3,
+            BatchRenormWarmupSteps = 10,
+            BFloat16Convolutions = true,
+        };
+        var defaults = new NetworkArchitecture();
+        foreach (var property in typeof(NetworkArchitecture).GetProperties().Where(p => p.CanWrite))
+        {
+            string value = System.Text.Json.JsonSerializer.Serialize(property.GetValue(a));
+            Assert.True(value != System.Text.Json.JsonSerializer.Serialize(property.GetValue(defaults)),
+                $"the fixture leaves NetworkArchitecture.{property.Name} at its default; give it another value");
+        }
+
+        using var network = new BatchNormCnnNetwork(a, seed: 1);
+        using var wrapped = BatchNormCnnTransformer.FromNetwork(new MLContext(1), network, new[] { "a", "b", "c" });
+        Assert.Equal(a.ToJson(), wrapped.Architecture.ToJson());
+    }
+
     [Fact]
     public void AWrappedNetworkSavesLoadsAndScoresLikeTheNetworkAndOwnsItsCopy()
     {
