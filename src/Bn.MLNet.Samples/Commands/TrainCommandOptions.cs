@@ -183,7 +183,7 @@ internal static class TrainCommandOptions
         if (p.GetValue(NoFlip))
             t.HorizontalFlip = false;
         (t.RandomErasingProbability, t.WeightAveragingDecay, t.EarlyStoppingPatience) = (p.GetValue(Erasing), p.GetValue(Ema), p.GetValue(Patience));
-        (t.Seed, t.Threads, t.LogEverySteps) = (p.GetValue(Seed), p.GetValue(Threads), p.GetValue(LogEvery));
+        (t.Seed, t.Threads, t.LogEverySteps, t.RecordPercentiles) = (p.GetValue(Seed), p.GetValue(Threads), p.GetValue(LogEvery), true);
         o.ShuffleBufferSize = p.GetValue(ShuffleBuffer);
         return o;
     }

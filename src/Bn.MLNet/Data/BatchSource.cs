@@ -25,6 +25,9 @@ public abstract class BatchSource
     /// <summary>Rows per epoch when known without a pass over the data, otherwise <see langword="null"/>.</summary>
     public abstract long? RowCount { get; }
 
+    /// <summary>What the data is, for error messages (for example "the training data"); null: named by its role.</summary>
+    internal string? DataName { get; init; }
+
     /// <summary>
     /// Rows that are in memory: <paramref name="labels"/>[i] is the zero-based class of row i, whose
     /// <paramref name="featureLength"/> values are <paramref name="features"/>[i·featureLength ..]. The arrays are kept, not copied.

@@ -122,18 +122,19 @@ internal sealed class DataViewBatchSource : BatchSource
     public int Seed { get; }
 
     /// <summary>The view's row count when it knows it without a pass, otherwise null.</summary>
-    public override long? RowCount => _data.GetRowCount();
+    public override long? RowCount => HoldOut is null ? _data.GetRowCount() : null;
+
+    /// <summary>
+    /// A hold-out split: this source reads only its part of the rows (the training or the validation rows). Default
+    /// null: every row.
+    /// </summary>
+    public HoldOutSplit? HoldOut { get; init; }
 
     /// <summary>
     /// Whether to ask a view that <see cref="IDataView.CanShuffle"/> for a randomly ordered cursor when shuffling
     /// (default true). Either way the rows also pass through the shuffle buffer and the order is deterministic per seed and epoch.
     /// </summary>
     public bool UseSourceShuffling { get; init; } = true;
-
-    /// <summary>
-    /// What the data is, for error messages (for example "the training data"). Default "the data".
-    /// </summary>
-    public string DataName { get; init; } = "the data";
 
     /// <inheritdoc />
     /// <exception cref="InvalidDataException">(During enumeration) a row has a missing label key (0), a feature vector
@@ -148,13 +149,13 @@ internal sealed class DataViewBatchSource : BatchSource
     private IEnumerable<MiniBatch> Iterate(int batchSize, int epoch, bool shuffle, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        long? rowCount = _data.GetRowCount();
+        long? rowCount = RowCount;
         int batchCapacity = rowCount is long known ? (int)Math.Clamp(known, 1, batchSize) : batchSize;
         var batch = new MiniBatch(batchCapacity, FeatureLength);
         var random = shuffle ? EpochShuffle.ForEpoch(Seed, epoch) : null;
         var cursorRandom = random is not null && UseSourceShuffling && _data.CanShuffle ? new Random(random.Next()) : null;
 
-        using var reader = new RowReader(_data.GetRowCursor([_featureColumn, _labelColumn], cursorRandom), _featureColumn, _labelColumn, FeatureLength, ClassCount, DataName);
+        using var reader = new RowReader(_data.GetRowCursor([_featureColumn, _labelColumn], cursorRandom), _featureColumn, _labelColumn, FeatureLength, ClassCount, DataName ?? "the data", HoldOut);
         IEnumerable<MiniBatch> full = random is null
             ? InOrder(reader, batch, cancellationToken)
             : Shuffled(reader, batch, random, rowCount is long n ? (int)Math.Clamp(n, 1, ShuffleBufferSize) : ShuffleBufferSize, cancellationToken);
@@ -293,10 +294,15 @@ internal sealed class DataViewBatchSource : BatchSource
         private readonly Func<ulong> _label;
         private readonly string _labelName;
         private readonly int _classCount;
+        private readonly HoldOutSplit? _holdOut;
+        private readonly ValueGetter<DataViewRowId>? _id;
 
-        public RowReader(DataViewRowCursor cursor, DataViewSchema.Column featureColumn, DataViewSchema.Column labelColumn, int featureLength, int classCount, string dataName)
+        public RowReader(
+            DataViewRowCursor cursor, DataViewSchema.Column featureColumn, DataViewSchema.Column labelColumn, int featureLength, int classCount, string dataName, HoldOutSplit? holdOut)
         {
             _cursor = cursor;
+            _holdOut = holdOut;
+            _id = holdOut is null ? null : cursor.GetIdGetter();
             _labelName = labelColumn.Name;
             _classCount = classCount;
             _features = FeatureVectorReader.Create(cursor, featureColumn, featureLength, dataName);
@@ -310,7 +316,21 @@ internal sealed class DataViewBatchSource : BatchSource
             };
         }
 
-        public bool MoveNext() => _cursor.MoveNext();
+        /// <summary>Moves to the next row of this source's part.</summary>
+        public bool MoveNext()
+        {
+            DataViewRowId id = default;
+            while (_cursor.MoveNext())
+            {
+                if (_holdOut is null)
+                    return true;
+                _id!(ref id);
+                if (_holdOut.Keeps(id))
+                    return true;
+            }
+
+            return false;
+        }
 
         public void Read(Span<float> destination, out int label)
         {

@@ -4,7 +4,8 @@ using Microsoft.ML.Runtime;
 namespace Bn.MLNet;
 
 /// <summary>
-/// Entry points: <c>mlContext.Transforms.BatchNormCnn(...)</c> and <c>mlContext.ComponentCatalog.RegisterBatchNormCnn()</c>.
+/// Entry points: <c>mlContext.MulticlassClassification.Trainers.BatchNormCnn(...)</c> (where ML.NET's trainers are),
+/// <c>mlContext.Transforms.BatchNormCnn(...)</c> (the same estimator) and <c>mlContext.ComponentCatalog.RegisterBatchNormCnn()</c>.
 /// </summary>
 /// <remarks>
 /// <para><b>Input and output columns</b></para>
@@ -19,9 +20,56 @@ namespace Bn.MLNet;
 /// </list>
 /// <para>All input columns pass through. See <see cref="BatchNormCnnEstimator"/> and <see cref="BatchNormCnnTransformer"/>.</para>
 /// </remarks>
+// RS0026 (one overload with optional parameters per name): the short overloads extend different catalogs, as ML.NET's
+// own extension methods do, so calls cannot be ambiguous.
+#pragma warning disable RS0026
 public static class BatchNormCnnCatalog
 {
-    /// <summary>A Batch-Normalized CNN estimator with full settings.</summary>
+    /// <summary>
+    /// A Batch-Normalized CNN trainer for multiclass classification, where ML.NET's trainers are
+    /// (<c>mlContext.MulticlassClassification.Trainers</c>); the same estimator as <c>mlContext.Transforms.BatchNormCnn</c>.
+    /// </summary>
+    /// <param name="catalog">The multiclass trainers catalog.</param>
+    /// <param name="labelColumnName">Key-typed label column. Default "Label".</param>
+    /// <param name="featureColumnName">Feature column (vector of C×H×W). Default "Features".</param>
+    /// <param name="epochs">Passes over the training data. Default 10.</param>
+    /// <param name="batchSize">Rows per mini-batch. Default 128.</param>
+    /// <param name="learningRate">Peak learning rate. Default 0.1.</param>
+    /// <param name="imageChannels">C. Default 1.</param>
+    /// <param name="imageHeight">H. Default 28.</param>
+    /// <param name="imageWidth">W. Default 28.</param>
+    /// <param name="seed">Seed; default null draws one from the MLContext.</param>
+    /// <param name="scoreColumnName">Output probabilities column. Default "Score".</param>
+    /// <param name="predictedLabelColumnName">Output predicted-label column. Default "PredictedLabel".</param>
+    /// <exception cref="ArgumentException">An argument is out of range.</exception>
+    public static BatchNormCnnEstimator BatchNormCnn(
+        this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
+        string labelColumnName = BatchNormCnnOptions.DefaultLabelColumnName,
+        string featureColumnName = BatchNormCnnOptions.DefaultFeatureColumnName,
+        int epochs = Training.TrainerOptions.DefaultEpochs,
+        int batchSize = Training.TrainerOptions.DefaultBatchSize,
+        double learningRate = Training.TrainerOptions.DefaultLearningRate,
+        int imageChannels = Networks.NetworkArchitecture.DefaultInputChannels,
+        int imageHeight = Networks.NetworkArchitecture.DefaultInputSize,
+        int imageWidth = Networks.NetworkArchitecture.DefaultInputSize,
+        int? seed = null,
+        string scoreColumnName = BatchNormCnnOptions.DefaultScoreColumnName,
+        string predictedLabelColumnName = BatchNormCnnOptions.DefaultPredictedLabelColumnName) =>
+        BatchNormCnn(catalog, Short(featureColumnName, labelColumnName, scoreColumnName, predictedLabelColumnName, epochs, batchSize, learningRate,
+            imageChannels, imageHeight, imageWidth, seed));
+
+    /// <summary>A Batch-Normalized CNN trainer for multiclass classification with full settings.</summary>
+    /// <param name="catalog">The multiclass trainers catalog (<c>mlContext.MulticlassClassification.Trainers</c>).</param>
+    /// <param name="options">Settings; copied and validated.</param>
+    /// <exception cref="ArgumentException">An option is out of range or contradicts another.</exception>
+    public static BatchNormCnnEstimator BatchNormCnn(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, BatchNormCnnOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(options);
+        return new BatchNormCnnEstimator(MLNetInternals.GetEnvironment(catalog), options);
+    }
+
+    /// <summary>A Batch-Normalized CNN estimator with full settings (the same as the multiclass trainers catalog's).</summary>
     /// <param name="catalog">The transforms catalog (<c>mlContext.Transforms</c>).</param>
     /// <param name="options">Settings; copied and validated.</param>
     /// <exception cref="ArgumentException">An option is out of range or contradicts another.</exception>
@@ -59,20 +107,26 @@ public static class BatchNormCnnCatalog
         int imageHeight = Networks.NetworkArchitecture.DefaultInputSize,
         int imageWidth = Networks.NetworkArchitecture.DefaultInputSize,
         int? seed = null) =>
-        BatchNormCnn(catalog, new BatchNormCnnOptions
-        {
-            FeatureColumnName = featureColumnName,
-            LabelColumnName = labelColumnName,
-            ScoreColumnName = scoreColumnName,
-            PredictedLabelColumnName = predictedLabelColumnName,
-            Epochs = epochs,
-            BatchSize = batchSize,
-            LearningRate = learningRate,
-            ImageChannels = imageChannels,
-            ImageHeight = imageHeight,
-            ImageWidth = imageWidth,
-            Seed = seed,
-        });
+        BatchNormCnn(catalog, Short(featureColumnName, labelColumnName, scoreColumnName, predictedLabelColumnName, epochs, batchSize, learningRate,
+            imageChannels, imageHeight, imageWidth, seed));
+
+    /// <summary>The options of the short overloads: the given settings, everything else the defaults.</summary>
+    private static BatchNormCnnOptions Short(
+        string featureColumnName, string labelColumnName, string scoreColumnName, string predictedLabelColumnName,
+        int epochs, int batchSize, double learningRate, int imageChannels, int imageHeight, int imageWidth, int? seed) => new()
+    {
+        FeatureColumnName = featureColumnName,
+        LabelColumnName = labelColumnName,
+        ScoreColumnName = scoreColumnName,
+        PredictedLabelColumnName = predictedLabelColumnName,
+        Epochs = epochs,
+        BatchSize = batchSize,
+        LearningRate = learningRate,
+        ImageChannels = imageChannels,
+        ImageHeight = imageHeight,
+        ImageWidth = imageWidth,
+        Seed = seed,
+    };
 
     /// <summary>
     /// Makes saved BatchNormCnn models loadable in this context (and, through the process-wide assembly resolver it
@@ -90,3 +144,4 @@ public static class BatchNormCnnCatalog
         MLNetInternals.RegisterInCatalog(catalog, BatchNormCnnTransformer.LoaderSignature);
     }
 }
+#pragma warning restore RS0026

@@ -91,7 +91,7 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
     {
         ArgumentNullException.ThrowIfNull(trainData);
         var o = _options;
-        var validation = ValidationInput.Resolve(validationData, o);
+        var validation = ValidationInput.Resolve(validationData, trainData, o);
         var columns = ColumnSettings.From(o);
         var labels = CheckData(trainData, validation, columns);
 
@@ -113,6 +113,7 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
             var train = new DataViewBatchSource(trainData, columns.FeatureColumnName, columns.LabelColumnName, columns.FeatureLength, o.ShuffleBufferSize, seed)
             {
                 DataName = "the training data",
+                HoldOut = validation?.Split(seed, validationPart: false),
             };
             var history = Train(network, train, validation, trainerOptions, ch);
             FinishNetwork(network, train, ch);
@@ -135,6 +136,7 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
             : new DataViewBatchSource(validation.Data, columns.FeatureColumnName, columns.LabelColumnName, columns.FeatureLength, o.ShuffleBufferSize, trainerOptions.Seed!.Value)
             {
                 DataName = validation.Name,
+                HoldOut = validation.Split(trainerOptions.Seed!.Value, validationPart: true),
             };
         network.BFloat16FallbackReported = f => ch.Warning(MessageSensitivity.None, "{0}", "BatchNormCnn: " + f);
         var history = new Trainer(trainerOptions).Train(network, train, validationSource, new ChannelProgress(ch, o.Progress), o.CancellationToken);
@@ -172,7 +174,7 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
             "training needs at least 2. Check the file or collection it was loaded from and any filter before the estimator.", nameof(input));
         var labelColumn = BatchNormCnnSchema.CheckLabelColumn(input.Schema, columns, nameof(input));
         var labels = ClassLabels.FromColumn(labelColumn);
-        if (validation is not null)
+        if (validation is { IsHoldOut: false })
         {
             BatchNormCnnSchema.CheckFeatureColumn(validation.Data.Schema, columns, validation.ParamName);
             CheckHasRows(validation.Data, $"{Capitalized(validation.Name)} has no rows; pass data with rows, or no validation data.", validation.ParamName);

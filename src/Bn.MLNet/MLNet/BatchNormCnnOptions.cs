@@ -39,10 +39,15 @@ public sealed class BatchNormCnnOptions
     /// <summary>Default of <see cref="InferenceBatchSize"/>.</summary>
     internal const int DefaultInferenceBatchSize = 256;
 
-    /// <summary>Creates the default settings (those of the natural-image recipe for training; see <see cref="TrainerOptions.UseNaturalImageRecipe"/>).</summary>
-    public BatchNormCnnOptions()
+    /// <summary>
+    /// Turns on the natural-image recipe of the training engine (random crops, horizontal flips, label smoothing; see
+    /// <see cref="TrainerOptions.UseNaturalImageRecipe"/>, its one place). The defaults leave it off: they never change
+    /// the data or the objective. Returns this instance.
+    /// </summary>
+    public BatchNormCnnOptions UseNaturalImageRecipe()
     {
         Trainer.UseNaturalImageRecipe();
+        return this;
     }
 
     // ---- Columns -----------------------------------------------------------------------------------------------
@@ -76,8 +81,9 @@ public sealed class BatchNormCnnOptions
 
     /// <summary>
     /// The training engine: epochs or steps or a time budget, batch size, optimizer, schedule, regularization,
-    /// augmentation, seed, threads, early stopping, logging. Default: <see cref="TrainerOptions"/>' defaults with the
-    /// natural-image recipe (<see cref="TrainerOptions.UseNaturalImageRecipe"/>).
+    /// augmentation, seed, threads, early stopping, logging. Default: <see cref="TrainerOptions"/>' defaults, which
+    /// leave the data and the loss as they are (no augmentation, no label smoothing; <see cref="UseNaturalImageRecipe"/>
+    /// turns on the natural-image recipe).
     /// </summary>
     public TrainerOptions Trainer { get; set; } = new();
 
@@ -206,6 +212,14 @@ public sealed class BatchNormCnnOptions
     /// </summary>
     public IDataView? ValidationData { get; set; }
 
+    /// <summary>
+    /// The share of the training rows held out as validation data, in [0, 1): a seeded split that streams (each row goes
+    /// to one part by a hash of its row id and the seed, the same part every epoch), evaluated after every epoch like
+    /// <see cref="ValidationData"/>, so it picks the best epoch and serves <see cref="EarlyStoppingPatience"/>. Not
+    /// together with validation data. Default 0: off.
+    /// </summary>
+    public double ValidationFraction { get; set; }
+
     /// <summary>Receives training progress (epoch, step, loss, throughput), synchronously on the training thread. Default <see langword="null"/>.</summary>
     public IProgress<TrainingProgress>? Progress { get; set; }
 
@@ -254,6 +268,7 @@ public sealed class BatchNormCnnOptions
         Trainer.CheckFits(ImageHeight, ImageWidth, TrainerName);
         Require(InferenceBatchSize >= 1, nameof(InferenceBatchSize), $"must be at least 1 (was {InferenceBatchSize})");
         Require(ShuffleBufferSize >= 1, nameof(ShuffleBufferSize), $"must be at least 1 (was {ShuffleBufferSize})");
+        Require(ValidationFraction is >= 0 and < 1, nameof(ValidationFraction), $"must be in [0, 1) (was {ValidationFraction})");
         Require(Enum.IsDefined(InferenceMode), nameof(InferenceMode), $"unknown value {InferenceMode}");
         Require(InferenceMode != BatchNormInferenceMode.PopulationStatistics || Normalization is NormalizationKind.Batch or NormalizationKind.BatchRenorm,
             nameof(InferenceMode), $"PopulationStatistics needs Normalization = Batch or BatchRenorm (was {Normalization})");

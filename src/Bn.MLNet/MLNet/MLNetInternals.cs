@@ -35,7 +35,7 @@ namespace Bn.MLNet;
 /// <c>ModelLoadContext.TryLoadBinaryStream(string, Action&lt;BinaryReader&gt;)</c>.</para>
 /// <para><b>Estimator plumbing</b>: the internal <c>SchemaShape.Column</c> constructor (estimators must return a
 /// <see cref="SchemaShape"/>, which has no public way to describe a new column) and the explicitly implemented
-/// <c>IInternalCatalog.Environment</c> of <see cref="TransformsCatalog"/> (to log through <c>mlContext.Log</c>); tests
+/// <c>IInternalCatalog.Environment</c> of <see cref="TransformsCatalog"/> and of the trainers catalogs (to log through <c>mlContext.Log</c> and read its device settings); tests
 /// also use the internal <c>SchemaShape.Create(DataViewSchema)</c>.</para>
 /// <para>Every member is bound once by name; if an ML.NET update renames or removes one, <see cref="Verify"/> and
 /// every save/load throw <see cref="MissingMemberException"/> naming the member.</para>
@@ -214,13 +214,17 @@ internal static class MLNetInternals
     // Estimator plumbing.
 
     /// <summary>
-    /// The environment behind a <see cref="TransformsCatalog"/> (ML.NET's internal <c>IInternalCatalog.Environment</c>,
-    /// the route ML.NET's own extension methods use), for logging through <c>mlContext.Log</c> and for seeding.
+    /// The environment behind a <see cref="TransformsCatalog"/> or a trainers catalog (ML.NET's internal
+    /// <c>IInternalCatalog.Environment</c>, the route ML.NET's own extension methods use), for logging through
+    /// <c>mlContext.Log</c>, for seeding and for the device settings.
     /// </summary>
-    internal static IHostEnvironment GetEnvironment(TransformsCatalog catalog)
+    internal static IHostEnvironment GetEnvironment(object catalog)
     {
         ArgumentNullException.ThrowIfNull(catalog);
-        return (IHostEnvironment)s_bindings.Value.CatalogEnvironment.GetValue(catalog)!;
+        var bindings = s_bindings.Value;
+        if (!bindings.InternalCatalog.IsInstanceOfType(catalog))
+            throw new ArgumentException($"{catalog.GetType().FullName} is not an ML.NET catalog (Microsoft.ML.Data.IInternalCatalog).", nameof(catalog));
+        return (IHostEnvironment)bindings.CatalogEnvironment.GetValue(catalog)!;
     }
 
     /// <summary>A <see cref="SchemaShape.Column"/> through its internal constructor (ML.NET has no public one).</summary>
@@ -384,7 +388,12 @@ internal static class MLNetInternals
                 : throw Missing("IHostEnvironment Microsoft.ML.Data.IInternalCatalog.Environment (property)");
             if (!internalCatalog.IsAssignableFrom(typeof(TransformsCatalog)))
                 throw Missing("Microsoft.ML.TransformsCatalog : Microsoft.ML.Data.IInternalCatalog");
+            if (!internalCatalog.IsAssignableFrom(typeof(TrainCatalogBase.CatalogInstantiatorBase)))
+                throw Missing("Microsoft.ML.TrainCatalogBase.CatalogInstantiatorBase : Microsoft.ML.Data.IInternalCatalog");
+            InternalCatalog = internalCatalog;
         }
+
+        public Type InternalCatalog { get; }
 
         public Assembly CoreAssembly { get; }
         public Type VersionInfoType { get; }

@@ -137,12 +137,12 @@ public sealed class Trainer
 
         if (rows < 2)
         {
-            throw new ArgumentException($"Training needs at least 2 rows; the source has {rows}.", nameof(train));
+            throw new ArgumentException($"Training needs at least 2 rows; {train.DataName ?? "the training data"} has {rows}.", nameof(train));
         }
 
         if (validation is not null && CountRows(validation, cancellationToken) == 0)
         {
-            throw new ArgumentException("The validation source has no rows; pass rows, or no validation source.", nameof(validation));
+            throw new ArgumentException($"{Capitalized(validation.DataName ?? "the validation data")} has no rows; pass rows, or no validation data.", nameof(validation));
         }
 
         return rows;
@@ -159,6 +159,8 @@ public sealed class Trainer
             _ => throw new ArgumentOutOfRangeException(nameof(o), o.Optimizer, "Unknown optimizer."),
         };
     }
+
+    private static string Capitalized(string s) => char.ToUpperInvariant(s[0]) + s[1..];
 
     private static long CountRows(BatchSource source, CancellationToken cancellationToken)
     {

@@ -9,34 +9,10 @@ public sealed class TrainerOptions
     /// <summary>Default of <see cref="BatchSize"/>: 128.</summary>
     internal const int DefaultBatchSize = 128;
 
-    /// <summary>Default of <see cref="Optimizer"/>: SGD.</summary>
-    internal const OptimizerKind DefaultOptimizer = OptimizerKind.Sgd;
-
     /// <summary>Default of <see cref="LearningRate"/>: 0.1.</summary>
     internal const double DefaultLearningRate = 0.1;
 
-    /// <summary>Default of <see cref="LearningRateMultiplier"/>: 1.</summary>
-    internal const double DefaultLearningRateMultiplier = 1.0;
-
-    /// <summary>Default of <see cref="Schedule"/>: one-cycle.</summary>
-    internal const LearningRateScheduleKind DefaultSchedule = LearningRateScheduleKind.OneCycle;
-
-    /// <summary>Default of <see cref="Momentum"/>: 0.9.</summary>
-    internal const double DefaultMomentum = 0.9;
-
-    /// <summary>Default of <see cref="Nesterov"/>: true.</summary>
-    internal const bool DefaultNesterov = true;
-
-    /// <summary>Default of <see cref="WeightDecay"/>: 5e-4.</summary>
-    internal const double DefaultWeightDecay = 5e-4;
-
-    /// <summary>Default of <see cref="RandomErasingProbability"/>: 0 (off).</summary>
-    internal const double DefaultRandomErasingProbability = 0;
-
-    /// <summary>Default of <see cref="WeightAveragingDecay"/>: null (off).</summary>
-    internal static readonly double? DefaultWeightAveragingDecay = null;
-
-    /// <summary>Number of passes over the training data (ignored when <see cref="MaxSteps"/> is set).</summary>
+    /// <summary>Number of passes over the training data (ignored when <see cref="MaxSteps"/> is set). Default 10.</summary>
     public int Epochs { get; set; } = DefaultEpochs;
 
     /// <summary>
@@ -56,52 +32,63 @@ public sealed class TrainerOptions
     /// </summary>
     public TimeSpan? TimeBudget { get; set; }
 
-    /// <summary>Rows per training mini-batch (at least 2: a batch of one row cannot be batch-normalized).</summary>
+    /// <summary>
+    /// Rows per training mini-batch (at least 2: a batch of one row cannot be batch-normalized). Default 128.
+    /// </summary>
     public int BatchSize { get; set; } = DefaultBatchSize;
 
-    /// <summary>The optimizer.</summary>
-    public OptimizerKind Optimizer { get; set; } = DefaultOptimizer;
+    /// <summary>The optimizer. Default <see cref="OptimizerKind.Sgd"/> (with <see cref="Momentum"/>).</summary>
+    public OptimizerKind Optimizer { get; set; } = OptimizerKind.Sgd;
 
-    /// <summary>Base learning rate (the schedule's peak for one-cycle).</summary>
+    /// <summary>Base learning rate (the schedule's peak for one-cycle). Default 0.1.</summary>
     public double LearningRate { get; set; } = DefaultLearningRate;
 
-    /// <summary>Multiplies <see cref="LearningRate"/> (the paper's ×5 and ×30 runs with Batch Normalization).</summary>
-    public double LearningRateMultiplier { get; set; } = DefaultLearningRateMultiplier;
+    /// <summary>
+    /// Multiplies <see cref="LearningRate"/> (the paper's ×5 and ×30 runs with Batch Normalization). Default 1.
+    /// </summary>
+    public double LearningRateMultiplier { get; set; } = 1.0;
 
-    /// <summary>The learning rate schedule.</summary>
-    public LearningRateScheduleKind Schedule { get; set; } = DefaultSchedule;
+    /// <summary>The learning rate schedule. Default <see cref="LearningRateScheduleKind.OneCycle"/>.</summary>
+    public LearningRateScheduleKind Schedule { get; set; } = LearningRateScheduleKind.OneCycle;
 
-    /// <summary>For <see cref="LearningRateScheduleKind.Step"/>: epochs between decays.</summary>
+    /// <summary>For <see cref="LearningRateScheduleKind.Step"/>: epochs between decays. Default 10.</summary>
     public int StepSizeEpochs { get; set; } = 10;
 
-    /// <summary>For <see cref="LearningRateScheduleKind.Step"/>: factor applied at each decay.</summary>
+    /// <summary>For <see cref="LearningRateScheduleKind.Step"/>: factor applied at each decay. Default 0.1.</summary>
     public double StepGamma { get; set; } = 0.1;
 
-    /// <summary>For <see cref="LearningRateScheduleKind.OneCycle"/>: fraction of the steps spent warming up.</summary>
+    /// <summary>
+    /// For <see cref="LearningRateScheduleKind.OneCycle"/>: fraction of the steps spent warming up. Default 0.25.
+    /// </summary>
     public double OneCycleWarmupFraction { get; set; } = 0.25;
 
-    /// <summary>For <see cref="LearningRateScheduleKind.OneCycle"/>: the first rate is base / this.</summary>
+    /// <summary>For <see cref="LearningRateScheduleKind.OneCycle"/>: the first rate is base / this. Default 25.</summary>
     public double OneCycleDivFactor { get; set; } = 25;
 
-    /// <summary>For cosine and one-cycle: the last rate is base × this.</summary>
+    /// <summary>For cosine and one-cycle: the last rate is base × this. Default 1e-4.</summary>
     public double FinalLearningRateFraction { get; set; } = 1e-4;
 
-    /// <summary>SGD momentum (0 for plain SGD).</summary>
-    public double Momentum { get; set; } = DefaultMomentum;
+    /// <summary>SGD momentum (0 for plain SGD). Default 0.9.</summary>
+    public double Momentum { get; set; } = 0.9;
 
-    /// <summary>Whether SGD uses Nesterov momentum (requires <see cref="Momentum"/> &gt; 0).</summary>
-    public bool Nesterov { get; set; } = DefaultNesterov;
+    /// <summary>
+    /// Whether SGD uses Nesterov momentum (requires <see cref="Momentum"/> &gt; 0). Default <see langword="true"/>.
+    /// </summary>
+    public bool Nesterov { get; set; } = true;
 
-    /// <summary>Adam/AdamW β₁.</summary>
+    /// <summary>Adam/AdamW β₁. Default 0.9.</summary>
     public double Beta1 { get; set; } = 0.9;
 
-    /// <summary>Adam/AdamW β₂.</summary>
+    /// <summary>Adam/AdamW β₂. Default 0.999.</summary>
     public double Beta2 { get; set; } = 0.999;
 
-    /// <summary>Weight decay (L2 for SGD and Adam, decoupled for AdamW).</summary>
-    public double WeightDecay { get; set; } = DefaultWeightDecay;
+    /// <summary>Weight decay (L2 for SGD and Adam, decoupled for AdamW). Default 5e-4.</summary>
+    public double WeightDecay { get; set; } = 5e-4;
 
-    /// <summary>Label smoothing of the cross-entropy loss, in [0, 1).</summary>
+    /// <summary>
+    /// Label smoothing of the cross-entropy loss, in [0, 1). Default 0: the loss is the plain cross-entropy (the
+    /// natural-image recipe uses 0.1).
+    /// </summary>
     public double LabelSmoothing { get; set; }
 
     /// <summary>
@@ -115,22 +102,30 @@ public sealed class TrainerOptions
     public int? Seed { get; set; }
 
     /// <summary>libtorch intra-op threads (<c>torch.set_num_threads</c>) during <see cref="Trainer.Train"/>, which puts the
-    /// previous count back when it returns or throws; null uses every core.</summary>
+    /// previous count back when it returns or throws. Default <see langword="null"/>: every core.</summary>
     public int? Threads { get; set; }
 
-    /// <summary>Whether rows are shuffled each epoch.</summary>
+    /// <summary>Whether rows are shuffled each epoch. Default <see langword="true"/>.</summary>
     public bool Shuffle { get; set; } = true;
 
     /// <summary>
     /// Whether the trainer computes the per-channel mean and standard deviation of the training inputs (one streaming
-    /// pass before training) and stores them into the network. When false the network's current values are kept.
+    /// pass before training) and stores them into the network. When false the network's current values are kept. Default
+    /// <see langword="true"/>.
     /// </summary>
     public bool ComputeInputStandardization { get; set; } = true;
 
-    /// <summary>Random-crop augmentation: pad each side by this many zero pixels and crop back at a random offset; 0 disables.</summary>
+    /// <summary>
+    /// Random-crop augmentation: pad each side by this many zero pixels and crop back at a random offset; 0 disables.
+    /// Default 0 (the natural-image recipe uses 2). Only for images: a crop shifts values into the padding.
+    /// </summary>
     public int RandomCropPadding { get; set; }
 
-    /// <summary>Horizontal-flip augmentation with probability ½.</summary>
+    /// <summary>
+    /// Horizontal-flip augmentation with probability ½. Default <see langword="false"/> (the natural-image recipe turns
+    /// it on). Only for images whose mirror shows the same class: not digits, letters, arrows, charts, or anything whose
+    /// left and right differ in meaning.
+    /// </summary>
     public bool HorizontalFlip { get; set; }
 
     /// <summary>
@@ -139,7 +134,7 @@ public sealed class TrainerOptions
     /// network's per-channel input mean, i.e. to 0 after the input standardization; applied after the crop and flip.
     /// Default 0: off.
     /// </summary>
-    public double RandomErasingProbability { get; set; } = DefaultRandomErasingProbability;
+    public double RandomErasingProbability { get; set; }
 
     /// <summary>
     /// Exponential moving average of the weights, in (0, 1): after every optimizer step each parameter's average becomes
@@ -151,18 +146,22 @@ public sealed class TrainerOptions
     /// into the network when training ends (before the best-epoch restore) when they are finite; otherwise the raw weights
     /// are kept. <see cref="TrainingHistory.UsedWeightAverage"/> tells which. Default null: off.
     /// </summary>
-    public double? WeightAveragingDecay { get; set; } = DefaultWeightAveragingDecay;
+    public double? WeightAveragingDecay { get; set; }
 
     /// <summary>
-    /// With a validation source: stop after this many epochs without improvement of <see cref="EarlyStoppingMetric"/>;
-    /// null never stops early.
+    /// With a validation source: stop after this many epochs without improvement of <see cref="EarlyStoppingMetric"/>.
+    /// Default <see langword="null"/>: never stops early.
     /// </summary>
     public int? EarlyStoppingPatience { get; set; }
 
-    /// <summary>The metric that decides the best epoch.</summary>
+    /// <summary>
+    /// The metric that decides the best epoch. Default <see cref="EarlyStoppingMetric.ValidationAccuracy"/>.
+    /// </summary>
     public EarlyStoppingMetric EarlyStoppingMetric { get; set; } = EarlyStoppingMetric.ValidationAccuracy;
 
-    /// <summary>With a validation source: load the weights of the best epoch when training ends.</summary>
+    /// <summary>
+    /// With a validation source: load the weights of the best epoch when training ends. Default <see langword="true"/>.
+    /// </summary>
     public bool RestoreBestWeights { get; set; } = true;
 
     /// <summary>
@@ -171,19 +170,25 @@ public sealed class TrainerOptions
     /// </summary>
     public int? ValidationEverySteps { get; set; }
 
-    /// <summary>Rows per batch when evaluating the validation source.</summary>
+    /// <summary>Rows per batch when evaluating the validation source. Default 256.</summary>
     public int EvaluationBatchSize { get; set; } = 256;
 
-    /// <summary>K: a step record (and, with <see cref="RecordPercentiles"/>, layer-input percentiles) every K steps.</summary>
+    /// <summary>
+    /// K: a step record (and, with <see cref="RecordPercentiles"/>, layer-input percentiles) every K steps. Default 50.
+    /// </summary>
     public int LogEverySteps { get; set; } = 50;
 
-    /// <summary>Whether the 15/50/85th percentiles of each normalization/activation input are sampled every <see cref="LogEverySteps"/> steps.</summary>
-    public bool RecordPercentiles { get; set; } = true;
+    /// <summary>
+    /// Whether the 15/50/85th percentiles of each normalization/activation input are sampled every <see
+    /// cref="LogEverySteps"/> steps (the paper's figure 1b/1c probe; it costs a sort per probed layer). Default <see
+    /// langword="false"/>.
+    /// </summary>
+    public bool RecordPercentiles { get; set; }
 
-    /// <summary>Largest number of values of one layer's input used for its percentiles.</summary>
+    /// <summary>Largest number of values of one layer's input used for its percentiles. Default 16384.</summary>
     public int PercentileSampleSize { get; set; } = 16384;
 
-    /// <summary>Progress is reported every this many steps, and at the end of each epoch.</summary>
+    /// <summary>Progress is reported every this many steps, and at the end of each epoch. Default 10.</summary>
     public int ProgressEverySteps { get; set; } = 10;
 
     /// <summary>Random-crop padding of the natural-image recipe: 2 pixels.</summary>

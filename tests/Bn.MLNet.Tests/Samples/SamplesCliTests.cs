@@ -116,9 +116,9 @@ public class SamplesCliTests
     }
 
     [Fact]
-    public void TrainTakesItsDefaultsFromTheLibraryOptions()
+    public void TrainTakesItsDefaultsFromTheLibraryOptionsWithTheNaturalImageRecipe()
     {
-        var defaults = new BatchNormCnnOptions();
+        var defaults = new BatchNormCnnOptions().UseNaturalImageRecipe();
         var train = Cli.CreateRootCommand().Subcommands.Single(c => c.Name == "train");
         var parse = Cli.CreateRootCommand().Parse(["train"]);
         object? Value(string name) => parse.GetResult(train.Options.Single(o => o.Name == name)) is { } r ? r.GetValueOrDefault<object>() : null;
@@ -134,8 +134,22 @@ public class SamplesCliTests
         Assert.Equal(defaults.LearningRate, Value("--lr"));
         Assert.Equal(defaults.WeightDecay, Value("--weight-decay"));
         Assert.Equal(defaults.Dropout, Value("--dropout"));
-        Assert.True(defaults.HorizontalFlip);
-        Assert.True(defaults.Nesterov);
+
+        // The options the command trains with: the recipe's, or the library's plain defaults with --no-recipe; the
+        // augmentation flags still apply on top.
+        var withRecipe = TrainCommandOptions.ToOptions(parse);
+        Assert.True(withRecipe.HorizontalFlip);
+        Assert.Equal(TrainerOptions.NaturalImageCropPadding, withRecipe.RandomCropPadding);
+        Assert.Equal(TrainerOptions.NaturalImageLabelSmoothing, withRecipe.LabelSmoothing);
+        Assert.True(withRecipe.Trainer.RecordPercentiles);
+        var plain = TrainCommandOptions.ToOptions(Cli.CreateRootCommand().Parse(["train", "--no-recipe"]));
+        Assert.False(plain.HorizontalFlip);
+        Assert.Equal(0, plain.RandomCropPadding);
+        Assert.Equal(0, plain.LabelSmoothing);
+        var mixed = TrainCommandOptions.ToOptions(Cli.CreateRootCommand().Parse(["train", "--no-flip", "--label-smoothing", "0.05"]));
+        Assert.False(mixed.HorizontalFlip);
+        Assert.Equal(0.05, mixed.LabelSmoothing);
+        Assert.Equal(TrainerOptions.NaturalImageCropPadding, mixed.RandomCropPadding);
     }
 
     [Fact]

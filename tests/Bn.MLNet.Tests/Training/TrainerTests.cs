@@ -283,7 +283,7 @@ public class TrainerTests
 
         var empty = new ArrayBatchSource(Array.Empty<float>(), Array.Empty<int>(), 144);
         var v = Assert.Throws<ArgumentException>(() => new Trainer(Fast()).Train(net, SyntheticData.Images(64, seed: 1), empty));
-        Assert.StartsWith("The validation source has no rows; pass rows, or no validation source.", v.Message);
+        Assert.StartsWith("The validation data has no rows; pass rows, or no validation data.", v.Message);
     }
 
     [Fact]
@@ -301,6 +301,7 @@ public class TrainerTests
         using BatchNormCnnNetwork net = Build(SmallCnn());
         var options = Fast();
         options.MaxSteps = 23;
+        options.RecordPercentiles = true;
         options.Optimizer = OptimizerKind.AdamW;
         options.LearningRate = 3e-3;
         TrainingHistory h = new Trainer(options).Train(net, SyntheticData.Images(320, seed: 1)); // 10 steps per epoch
