@@ -110,6 +110,7 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
         var network = new BatchNormCnnNetwork(architecture, seed);
         try
         {
+            network.to(TorchDevice.Select(_env, ch));
             var train = new DataViewBatchSource(trainData, columns.FeatureColumnName, columns.LabelColumnName, columns.FeatureLength, o.ShuffleBufferSize, seed)
             {
                 DataName = "the training data",
@@ -156,7 +157,7 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
         if (o.InferenceMode == BatchNormInferenceMode.PopulationStatistics)
         {
             o.CancellationToken.ThrowIfCancellationRequested();
-            int batches = Normalization.PopulationStatistics.Recompute(network, Batches(train, o.BatchSize, train.FeatureLength, o.CancellationToken));
+            int batches = Normalization.PopulationStatistics.Recompute(network, Batches(train, o.BatchSize, train.FeatureLength, network.Device, o.CancellationToken));
             ch.Info(MessageSensitivity.None, "{0}", $"BatchNormCnn: replaced the BN moving averages by population statistics over {batches} training mini-batches (Algorithm 2).");
         }
 
@@ -235,7 +236,7 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
     }
 
     /// <summary>Training mini-batches as tensors for Algorithm 2 (one pass, unshuffled; batches of one row are skipped).</summary>
-    private static IEnumerable<Tensor> Batches(BatchSource source, int batchSize, int featureLength, CancellationToken token)
+    private static IEnumerable<Tensor> Batches(BatchSource source, int batchSize, int featureLength, Device device, CancellationToken token)
     {
         foreach (var batch in source.ReadEpoch(batchSize, epoch: 0, shuffle: false, token))
         {
@@ -243,7 +244,7 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
                 continue;
             var copy = new float[batch.Count * featureLength];
             Array.Copy(batch.Features, copy, copy.Length);
-            using var t = torch.tensor(copy, [batch.Count, (long)featureLength]);
+            using var t = torch.tensor(copy, [batch.Count, (long)featureLength], device: device);
             yield return t;
         }
     }

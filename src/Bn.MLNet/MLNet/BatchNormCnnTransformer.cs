@@ -3,6 +3,7 @@ using Bn.MLNet.Training;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
+using TorchSharp;
 
 namespace Bn.MLNet;
 
@@ -91,6 +92,7 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
         try
         {
             BatchNormCnnModelFormat.ImportStateDict(copy, BatchNormCnnModelFormat.ExportStateDict(network));
+            copy.to(network.Device);
             copy.eval();
             return copy;
         }
@@ -215,16 +217,16 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
             var std = network.InputStd;
             if (!mean.SequenceEqual(content.InputMean) || !std.SequenceEqual(content.InputStd))
                 throw new InvalidDataException("The BatchNormCnn model's input standardization differs from the network's buffers.");
-            var transformer = new BatchNormCnnTransformer(
-                content.Columns, content.Labels, network, content.History, content.InferenceMode, content.InferenceBatchSize,
-                content.TestTimeFlipAveraging);
             var host = env.Register(nameof(BatchNormCnnTransformer));
             using (var ch = host.Start("Load"))
             {
+                network.to(TorchDevice.Select(env, ch));
+                var transformer = new BatchNormCnnTransformer(
+                    content.Columns, content.Labels, network, content.History, content.InferenceMode, content.InferenceBatchSize,
+                    content.TestTimeFlipAveraging);
                 ch.Info(MessageSensitivity.None, "{0}", $"Loaded BatchNormCnn model: {content.Architecture.ToJson()}, {content.Labels.Count} classes, inference mode {content.InferenceMode}, test-time flip averaging {(content.TestTimeFlipAveraging ? "on" : "off")}.");
+                return transformer;
             }
-
-            return transformer;
         }
         catch
         {

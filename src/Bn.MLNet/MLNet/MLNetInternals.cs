@@ -37,6 +37,9 @@ namespace Bn.MLNet;
 /// <see cref="SchemaShape"/>, which has no public way to describe a new column) and the explicitly implemented
 /// <c>IInternalCatalog.Environment</c> of <see cref="TransformsCatalog"/> and of the trainers catalogs (to log through <c>mlContext.Log</c> and read its device settings); tests
 /// also use the internal <c>SchemaShape.Create(DataViewSchema)</c>.</para>
+/// <para><b>Devices</b>: the properties <c>GpuDeviceId</c> and <c>FallbackToCpu</c> of the internal
+/// <c>IHostEnvironmentInternal</c>, which hold <see cref="MLContext.GpuDeviceId"/> and <see cref="MLContext.FallbackToCpu"/>
+/// (the catalogs hand out the environment, not the context).</para>
 /// <para>Every member is bound once by name; if an ML.NET update renames or removes one, <see cref="Verify"/> and
 /// every save/load throw <see cref="MissingMemberException"/> naming the member.</para>
 /// </remarks>
@@ -227,6 +230,20 @@ internal static class MLNetInternals
         return (IHostEnvironment)bindings.CatalogEnvironment.GetValue(catalog)!;
     }
 
+    /// <summary>
+    /// <see cref="MLContext.GpuDeviceId"/> and <see cref="MLContext.FallbackToCpu"/> of the context behind
+    /// <paramref name="env"/> (the public settings live on ML.NET's internal <c>IHostEnvironmentInternal</c>, which the
+    /// context's environment and the hosts it registers implement).
+    /// </summary>
+    internal static (int? GpuDeviceId, bool FallbackToCpu) GetDeviceSettings(IHostEnvironment env)
+    {
+        ArgumentNullException.ThrowIfNull(env);
+        var b = s_bindings.Value;
+        if (!b.HostEnvironmentInternal.IsInstanceOfType(env))
+            return (null, true);
+        return ((int?)b.GpuDeviceId.GetValue(env), (bool)b.FallbackToCpu.GetValue(env)!);
+    }
+
     /// <summary>A <see cref="SchemaShape.Column"/> through its internal constructor (ML.NET has no public one).</summary>
     internal static SchemaShape.Column NewSchemaShapeColumn(string name, SchemaShape.Column.VectorKind kind, DataViewType itemType, bool isKey, SchemaShape? annotations = null)
     {
@@ -391,7 +408,20 @@ internal static class MLNetInternals
             if (!internalCatalog.IsAssignableFrom(typeof(TrainCatalogBase.CatalogInstantiatorBase)))
                 throw Missing("Microsoft.ML.TrainCatalogBase.CatalogInstantiatorBase : Microsoft.ML.Data.IInternalCatalog");
             InternalCatalog = internalCatalog;
+
+            HostEnvironmentInternal = CoreAssembly.GetType("Microsoft.ML.Runtime.IHostEnvironmentInternal", throwOnError: false)
+                ?? throw Missing("Microsoft.ML.Runtime.IHostEnvironmentInternal");
+            GpuDeviceId = HostEnvironmentInternal.GetProperty("GpuDeviceId", Inst) is { PropertyType: var gpuType } gpu && gpuType == typeof(int?)
+                ? gpu
+                : throw Missing("int? Microsoft.ML.Runtime.IHostEnvironmentInternal.GpuDeviceId (property)");
+            FallbackToCpu = HostEnvironmentInternal.GetProperty("FallbackToCpu", Inst) is { PropertyType: var fallbackType } fallback && fallbackType == typeof(bool)
+                ? fallback
+                : throw Missing("bool Microsoft.ML.Runtime.IHostEnvironmentInternal.FallbackToCpu (property)");
         }
+
+        public Type HostEnvironmentInternal { get; }
+        public PropertyInfo GpuDeviceId { get; }
+        public PropertyInfo FallbackToCpu { get; }
 
         public Type InternalCatalog { get; }
 

@@ -43,7 +43,7 @@ internal sealed class NetworkScorer
             return;
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        Tensor x = torch.tensor(features.AsMemory(0, rows * FeatureLength), [rows, (long)FeatureLength]);
+        Tensor x = torch.tensor(features.AsMemory(0, rows * FeatureLength), [rows, (long)FeatureLength]).to(_network.Device);
         // Flip averaging scores the rows and their mirrors (2N rows) in the same pass; the embedding alone needs no mirrors.
         Tensor input = _flipAveraging && probabilities is not null ? FlipAveraging.WithMirrors(x, _network.Architecture) : x;
         // One pass through the network when both outputs are wanted.
@@ -56,13 +56,13 @@ internal sealed class NetworkScorer
         if (probabilities is not null)
         {
             Tensor p = _flipAveraging ? FlipAveraging.AverageProbabilities(logits!) : torch.nn.functional.softmax(logits!, 1);
-            p.data<float>().CopyTo(probabilities.AsSpan(0, rows * ClassCount), 0, 0);
+            p.cpu().data<float>().CopyTo(probabilities.AsSpan(0, rows * ClassCount), 0, 0);
         }
 
         if (embedding is not null)
         {
             // The first N rows: the un-flipped images' embedding.
-            Tensor e = embedded!.narrow(0, 0, rows).contiguous();
+            Tensor e = embedded!.narrow(0, 0, rows).cpu().contiguous();
             e.data<float>().CopyTo(embedding.AsSpan(0, rows * EmbeddingSize), 0, 0);
         }
     }

@@ -80,7 +80,7 @@ internal sealed class BFloat16Convolution
         Tensor? bRef = bias?.to_type(ScalarType.BFloat16).to_type(ScalarType.Float32);
         Tensor yRef = Convolve(xRef, wRef, bRef);
         using var generator = new Generator(GradientSeed);
-        Tensor upstream = torch.randn(yRef.shape, generator: generator).to_type(ScalarType.BFloat16).to_type(ScalarType.Float32);
+        Tensor upstream = torch.randn(yRef.shape, generator: generator).to_type(ScalarType.BFloat16).to_type(ScalarType.Float32).to(yRef.device);
         yRef.backward(new[] { upstream });
 
         Tensor x32 = input.clone().requires_grad_();

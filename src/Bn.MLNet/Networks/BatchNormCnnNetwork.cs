@@ -101,6 +101,9 @@ public sealed class BatchNormCnnNetwork : Module<Tensor, Tensor>
     /// <summary>The layers and their roles.</summary>
     internal NetworkLayers Layers { get; }
 
+    /// <summary>The device the network's weights and buffers are on (<c>to(device)</c> moves them).</summary>
+    internal Device Device => _inputMean.device;
+
     /// <summary>Receives the one log line of each convolution that falls back from bfloat16 to float32.</summary>
     internal Action<BFloat16Fallback>? BFloat16FallbackReported { get; set; }
 

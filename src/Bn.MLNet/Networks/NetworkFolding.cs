@@ -32,6 +32,7 @@ internal static class NetworkFolding
                 to.Output.bias!.copy_(from.Output.bias!);
             }
 
+            folded.to(source.Device);
             folded.eval();
             return folded;
         }

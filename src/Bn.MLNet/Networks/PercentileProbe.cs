@@ -20,11 +20,11 @@ internal static class PercentileProbe
         if (count > maxSample)
         {
             using var generator = new Generator(SampleSeed);
-            flat = flat.index_select(0, torch.randint(count, new long[] { maxSample }, ScalarType.Int64, generator: generator));
+            flat = flat.index_select(0, torch.randint(count, new long[] { maxSample }, ScalarType.Int64, generator: generator).to(flat.device));
         }
 
-        Tensor q = torch.quantile(flat.to_type(ScalarType.Float32), torch.tensor(new float[] { 0.15f, 0.5f, 0.85f }));
-        float[] v = q.data<float>().ToArray();
+        Tensor q = torch.quantile(flat.to_type(ScalarType.Float32), torch.tensor(new float[] { 0.15f, 0.5f, 0.85f }, device: flat.device));
+        float[] v = q.cpu().data<float>().ToArray();
         return new LayerPercentiles(name, v[0], v[1], v[2]);
     }
 }

@@ -53,7 +53,10 @@ internal sealed class SeededDropout : nn.Module<Tensor, Tensor>
         Tensor keep;
         using (torch.no_grad())
         {
-            keep = torch.empty_like(input).bernoulli_(1 - _p, _random.Generator).div_(1 - _p);
+            // The private generator is a CPU generator: on another device the mask is drawn on the CPU and moved.
+            keep = input.device_type == DeviceType.CPU
+                ? torch.empty_like(input).bernoulli_(1 - _p, _random.Generator).div_(1 - _p)
+                : torch.empty(input.shape).bernoulli_(1 - _p, _random.Generator).div_(1 - _p).to(input.device);
         }
 
         return (input * keep).MoveToOuterDisposeScope();

@@ -31,6 +31,7 @@ public static class Evaluation
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
         NetworkArchitecture? flipShape = testTimeFlipAveraging ? FlipArchitecture(network) : null;
 
+        Device device = network.parameters().Select(p => p.device).FirstOrDefault() ?? torch.CPU;
         bool wasTraining = network.training;
         network.eval();
         double lossSum = 0;
@@ -59,8 +60,8 @@ public static class Evaluation
                 }
 
                 using DisposeScope scope = torch.NewDisposeScope();
-                Tensor x = torch.tensor(batch.Features, new long[] { n, batch.FeatureLength });
-                Tensor y = torch.tensor(labels, new long[] { n });
+                Tensor x = torch.tensor(batch.Features, new long[] { n, batch.FeatureLength }, device: device);
+                Tensor y = torch.tensor(labels, new long[] { n }, device: device);
                 (double loss, long right) = ScoreBatch(network, x, y, flipShape);
                 lossSum += loss;
                 correct += right;

@@ -190,8 +190,8 @@ internal sealed class TrainingRun : IDisposable
     {
         NetworkArchitecture arch = _network.Architecture;
         using DisposeScope scope = torch.NewDisposeScope();
-        Tensor x = torch.tensor(features, new long[] { n, arch.InputChannels, arch.InputHeight, arch.InputWidth });
-        Tensor y = torch.tensor(_labels, new long[] { n });
+        Tensor x = torch.tensor(features, new long[] { n, arch.InputChannels, arch.InputHeight, arch.InputWidth }, device: _network.Device);
+        Tensor y = torch.tensor(_labels, new long[] { n }, device: _network.Device);
         _finiteState.Capture(_network, Steps, x);
         Tensor logits = percentiles is null ? _network.call(x) : _network.ForwardRecording(x, percentiles, _o.PercentileSampleSize);
         Tensor lossTensor = nn.functional.cross_entropy(logits, y, label_smoothing: _o.LabelSmoothing);

@@ -32,7 +32,7 @@ internal sealed class WeightAverage : IDisposable
         using var noGrad = torch.no_grad();
         foreach ((string name, Tensor value) in network.state_dict())
         {
-            if (value.dtype is ScalarType.Float32 or ScalarType.Float64 && value.device_type == DeviceType.CPU)
+            if (value.dtype is ScalarType.Float32 or ScalarType.Float64)
             {
                 _entries.Add((name, value, value.detach().clone().DetachFromDisposeScope()));
                 if (!_weights.ContainsKey(value.dtype))
