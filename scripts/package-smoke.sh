@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Packs Bn.MLNet into a temporary local feed, creates a brand-new console app in a temporary folder, adds the
-# package from that feed, and runs a short training and an Evaluate through mlContext.Transforms.BatchNormCnn.
+# package from that feed, trains and evaluates through mlContext.MulticlassClassification.Trainers.BatchNormCnn, saves
+# the model, and loads and evaluates it again in a new process (the accuracies must be equal).
+#   MLNET_VERSION=6.0.0 scripts/package-smoke.sh   the app references that Microsoft.ML (and ImageAnalytics) instead of
+#                                                  the package's floor (5.0.1), as an app on the newest ML.NET does
 # The version carries a unique suffix so that the global NuGet cache never serves a stale copy; that version is
 # removed from the cache again at the end, and so are the temporary folders.
 set -euo pipefail
@@ -42,9 +45,24 @@ cat > nuget.config <<XML
 </configuration>
 XML
 dotnet add package Bn.MLNet --version "$version" >/dev/null
+if [ -n "${MLNET_VERSION:-}" ]; then
+  echo "== the app references Microsoft.ML $MLNET_VERSION"
+  dotnet add package Microsoft.ML --version "$MLNET_VERSION" >/dev/null
+  dotnet add package Microsoft.ML.ImageAnalytics --version "$MLNET_VERSION" >/dev/null
+fi
 cp "$repo/scripts/package-smoke/Program.cs" Program.cs
 # The Fashion-MNIST loader belongs to the samples, not to the package: the app brings it as source, as an application
 # brings its own data loading.
 cp "$repo"/src/Bn.MLNet.Samples/Datasets/*.cs .
-echo "== run"
-dotnet run -c Release -- "$repo/datasets/fashion-mnist"
+echo "== train, save"
+dotnet build -c Release -v q -nologo >/dev/null
+dotnet run -c Release --no-build -- train "$repo/datasets/fashion-mnist" "$work/model.zip" | tee "$work/train.out"
+echo "== load and score in a new process"
+dotnet run -c Release --no-build -- score "$repo/datasets/fashion-mnist" "$work/model.zip" | tee "$work/score.out"
+if [ -n "${MLNET_VERSION:-}" ]; then
+  grep -q "^Microsoft.ML ${MLNET_VERSION%%.*}\." "$work/train.out" || { echo "the app did not run on Microsoft.ML $MLNET_VERSION" >&2; exit 1; }
+fi
+trained="$(awk '/^accuracy/ {print $2}' "$work/train.out")"
+scored="$(awk '/^accuracy/ {print $2}' "$work/score.out")"
+[ -n "$trained" ] && [ "$trained" = "$scored" ] || { echo "accuracy after loading in a new process ($scored) differs from the trained model's ($trained)" >&2; exit 1; }
+echo "== smoke test passed: accuracy $trained, the same after save and load in a new process"
