@@ -24,8 +24,15 @@ internal sealed class BFloat16Convolution
     private const ulong GradientSeed = 20250601;
     private readonly Dictionary<ShapeKey, bool> _decisions = new();
     private readonly string _layer;
+    private readonly Func<Conv2d, Tensor, (double Output, double GradInput, double GradWeight)> _check;
 
-    public BFloat16Convolution(string layer) => _layer = layer;
+    /// <param name="layer">The convolution's state-dict path, for the log line.</param>
+    /// <param name="check">Measures the relative errors on one batch; default <see cref="Check"/> (tests give another).</param>
+    public BFloat16Convolution(string layer, Func<Conv2d, Tensor, (double, double, double)>? check = null)
+    {
+        _layer = layer;
+        _check = check ?? Check;
+    }
 
     /// <summary>The decisions taken so far: input shape → whether bfloat16 is used (true) or float32 (false).</summary>
     public IReadOnlyDictionary<ShapeKey, bool> Decisions => _decisions;
@@ -39,7 +46,7 @@ internal sealed class BFloat16Convolution
         var key = ShapeKey.Of(x);
         if (!_decisions.TryGetValue(key, out bool useBFloat16))
         {
-            (double output, double gradInput, double gradWeight) = Check(conv, x);
+            (double output, double gradInput, double gradWeight) = _check(conv, x);
             double worst = Math.Max(output, Math.Max(gradInput, gradWeight));
             useBFloat16 = worst <= MaxRelativeError;
             _decisions[key] = useBFloat16;

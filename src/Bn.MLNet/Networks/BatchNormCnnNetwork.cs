@@ -110,6 +110,9 @@ public sealed class BatchNormCnnNetwork : Module<Tensor, Tensor>
     /// <summary>The bfloat16 guards of the convolutions used so far, by feature-layer index.</summary>
     internal IReadOnlyDictionary<int, BFloat16Convolution> BFloat16Guards => _bfloat16;
 
+    /// <summary>Measures a convolution's bfloat16 errors on a batch for the guards made from now on; null: the real check.</summary>
+    internal Func<Conv2d, Tensor, (double, double, double)>? BFloat16Check { get; set; }
+
     /// <summary>The generator dropout draws from (the trainer seeds it).</summary>
     internal DropoutRandom DropoutRandom => _dropoutRandom;
 
@@ -256,7 +259,7 @@ public sealed class BatchNormCnnNetwork : Module<Tensor, Tensor>
         if (!training || !_architecture.BFloat16Convolutions || Layers.FeatureRoles[i] != LayerRole.Conv)
             return _features[i].call(x);
         if (!_bfloat16.TryGetValue(i, out BFloat16Convolution? guard))
-            _bfloat16[i] = guard = new BFloat16Convolution($"features.{i}");
+            _bfloat16[i] = guard = new BFloat16Convolution($"features.{i}", BFloat16Check);
         return guard.Forward((Conv2d)_features[i], x, BFloat16FallbackReported);
     }
 

@@ -93,7 +93,20 @@ public sealed class Trainer
 
         using torch.optim.Optimizer optimizer = CreateOptimizer(network, o);
         using var run = new TrainingRun(network, train, validation, o, history, plan, clock, optimizer, progress, cancellationToken);
-        run.Run();
+        Action<BFloat16Fallback>? report = network.BFloat16FallbackReported;
+        network.BFloat16FallbackReported = f =>
+        {
+            history.BFloat16FallbacksData.Add(f.ToString());
+            report?.Invoke(f);
+        };
+        try
+        {
+            run.Run();
+        }
+        finally
+        {
+            network.BFloat16FallbackReported = report;
+        }
 
         network.eval();
         history.TotalSteps = run.Steps;

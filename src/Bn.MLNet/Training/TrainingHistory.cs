@@ -80,6 +80,17 @@ public sealed class TrainingHistory
     [JsonInclude]
     public string? WeightAverageNote { get; internal set; }
 
+    /// <summary>
+    /// The convolutions that ran in float32 instead of bfloat16 because their bfloat16 result was wrong on this CPU for an
+    /// input shape (<see cref="Networks.NetworkArchitecture.BFloat16Convolutions"/>), one line each; empty otherwise.
+    /// </summary>
+    [JsonIgnore]
+    public IReadOnlyList<string> BFloat16Fallbacks => BFloat16FallbacksData;
+
+    [JsonInclude]
+    [JsonPropertyName("bFloat16Fallbacks")]
+    internal List<string> BFloat16FallbacksData { get; set; } = new();
+
     /// <summary>The seed the run used (<see cref="TrainerOptions.Seed"/>, or the one drawn when it was null).</summary>
     [JsonInclude]
     public int Seed { get; internal set; }
