@@ -25,6 +25,9 @@ public abstract class BatchSource
     /// <summary>Rows per epoch when known without a pass over the data, otherwise <see langword="null"/>.</summary>
     public abstract long? RowCount { get; }
 
+    /// <summary>What a resumed run must find unchanged about this source: its schema, seed and shuffling (not its values).</summary>
+    internal abstract string Describe();
+
     /// <summary>What the data is, for error messages (for example "the training data"); null: named by its role.</summary>
     internal string? DataName { get; init; }
 

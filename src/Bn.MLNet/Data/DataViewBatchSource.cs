@@ -109,6 +109,13 @@ internal sealed class DataViewBatchSource : BatchSource
     /// <inheritdoc />
     public override int FeatureLength { get; }
 
+    /// <inheritdoc />
+    internal override string Describe() =>
+        $"data view: feature column '{_featureColumn.Name}' {_featureColumn.Type}, label column '{_labelColumn.Name}' {_labelColumn.Type}" +
+        (LabelKeyValues is null ? string.Empty : $" [{string.Join(", ", LabelKeyValues)}]") +
+        $", shuffling seed {Seed}, shuffle buffer {ShuffleBufferSize}" +
+        (HoldOut is null ? string.Empty : $", {(HoldOut.Validation ? "held-out" : "training")} part of a {HoldOut.Fraction} hold-out (seed {HoldOut.Seed})");
+
     /// <summary>Number of classes: the label key type's count. Class indices are 0..ClassCount−1.</summary>
     public int ClassCount { get; }
 

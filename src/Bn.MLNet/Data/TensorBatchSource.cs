@@ -119,6 +119,10 @@ internal sealed class TensorBatchSource : BatchSource
     /// <inheritdoc />
     public override int FeatureLength { get; }
 
+    /// <inheritdoc />
+    internal override string Describe() =>
+        $"in-memory rows: {Count} × {FeatureLength} {(_byteFeatures is null ? "float" : "byte")} values, {ClassCount} classes, shuffling seed {Seed}";
+
     /// <summary>Number of rows.</summary>
     public int Count => _labels.Length;
 

@@ -97,10 +97,11 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
 
         var host = _env.Register("BatchNormCnn");
         var trainerOptions = o.Trainer.Clone();
-        int seed = trainerOptions.Seed ??= host.Rand.Next();
+        int seed = trainerOptions.Seed ??= CheckpointStore.For(trainerOptions)?.LoadLatest()?.Progress.Seed ?? host.Rand.Next();
         var architecture = o.Network.Clone();
         architecture.ClassCount = labels.Count;
         architecture.Validate();
+        bool sameClasses = o.InitialModel is { } initial && InitialModel.Check(initial, architecture, labels.Names);
 
         using var ch = host.Start("Fit");
         ch.Info(MessageSensitivity.None, "{0}", $"BatchNormCnn: training {architecture.ToJson()} on '{columns.FeatureColumnName}' ({columns.ShapeText}) → {labels.Count} classes; " +
@@ -110,6 +111,7 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
         var network = new BatchNormCnnNetwork(architecture, seed);
         try
         {
+            StartFrom(network, sameClasses, trainerOptions, ch);
             network.to(TorchDevice.Select(_env, ch));
             var train = new DataViewBatchSource(trainData, columns.FeatureColumnName, columns.LabelColumnName, columns.FeatureLength, o.ShuffleBufferSize, seed)
             {
@@ -140,7 +142,15 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
                 HoldOut = validation.Split(trainerOptions.Seed!.Value, validationPart: true),
             };
         network.BFloat16FallbackReported = f => ch.Warning(MessageSensitivity.None, "{0}", "BatchNormCnn: " + f);
-        var history = new Trainer(trainerOptions).Train(network, train, validationSource, new ChannelProgress(ch, o.Progress), o.CancellationToken);
+        var trainer = new Trainer(trainerOptions) { CallerIdentity = o.InitialModel is { } m ? "initial model " + InitialModel.Fingerprint(m) : null };
+        var history = trainer.Train(network, train, validationSource, new ChannelProgress(ch, o.Progress), o.CancellationToken);
+        if (history.ResumedAfterEpoch is int resumed)
+        {
+            ch.Info(MessageSensitivity.None, "{0}", history.LoadedFinishedRun
+                ? $"BatchNormCnn: the checkpoint in '{trainerOptions.CheckpointDirectory}' holds a finished run ({resumed} epochs); its model is returned without training."
+                : $"BatchNormCnn: resumed from the checkpoint in '{trainerOptions.CheckpointDirectory}' after epoch {resumed}.");
+        }
+
         ReportDivergence(ch, history, o);
 
         var last = history.Epochs.LastOrDefault();
@@ -148,6 +158,21 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
                 (last is null ? "." : $"; last epoch loss {last.TrainLoss:F4}, accuracy {last.TrainAccuracy:F4}" +
                  (last.ValidationAccuracy is double va ? $", validation accuracy {va:F4}." : ".")));
         return history;
+    }
+
+    /// <summary>
+    /// With <see cref="BatchNormCnnOptions.InitialModel"/>: its weights (all, or all but the output layer with other
+    /// classes) and its input standardization, which training then keeps.
+    /// </summary>
+    private void StartFrom(BatchNormCnnNetwork network, bool sameClasses, TrainerOptions trainerOptions, IChannel ch)
+    {
+        if (_options.InitialModel is not { } model)
+            return;
+        InitialModel.Apply(model, network, sameClasses);
+        trainerOptions.ComputeInputStandardization = false;
+        ch.Info(MessageSensitivity.None, "{0}", sameClasses
+            ? "BatchNormCnn: continuing from the initial model (same classes: every layer carries over)."
+            : $"BatchNormCnn: starting from the initial model's body (its classes differ: a new output layer is trained){(trainerOptions.FreezeConvolutionStages ? "; the convolution stages are frozen" : string.Empty)}.");
     }
 
     /// <summary>After training: population statistics when asked for (Algorithm 2), then eval mode.</summary>

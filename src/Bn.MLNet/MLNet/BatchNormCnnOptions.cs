@@ -201,6 +201,15 @@ public sealed class BatchNormCnnOptions
     /// <inheritdoc cref="TrainerOptions.EarlyStoppingPatience"/>
     public int? EarlyStoppingPatience { get => Trainer.EarlyStoppingPatience; set => Trainer.EarlyStoppingPatience = value; }
 
+    /// <inheritdoc cref="TrainerOptions.TimeBudget"/>
+    public TimeSpan? TimeBudget { get => Trainer.TimeBudget; set => Trainer.TimeBudget = value; }
+
+    /// <inheritdoc cref="TrainerOptions.CheckpointDirectory"/>
+    public string? CheckpointDirectory { get => Trainer.CheckpointDirectory; set => Trainer.CheckpointDirectory = value; }
+
+    /// <inheritdoc cref="TrainerOptions.FreezeConvolutionStages"/>
+    public bool FreezeConvolutionStages { get => Trainer.FreezeConvolutionStages; set => Trainer.FreezeConvolutionStages = value; }
+
     // ---- Data and the run --------------------------------------------------------------------------------------
 
     /// <summary>Rows held by the streaming shuffle buffer. Default 8192.</summary>
@@ -219,6 +228,16 @@ public sealed class BatchNormCnnOptions
     /// together with validation data. Default 0: off.
     /// </summary>
     public double ValidationFraction { get; set; }
+
+    /// <summary>
+    /// A trained model to start from (continue training, or fine-tune): it must have the same input shape and body as
+    /// <see cref="Network"/> (everything but the class count; refused naming the first difference otherwise). With the
+    /// same classes (the same label values, in order) training continues from the whole model; with other classes the
+    /// body carries over and a new output layer is trained; <see cref="FreezeConvolutionStages"/> then trains only the
+    /// layers after the convolution stages. The model's input standardization is kept. The model is read, not changed.
+    /// Default <see langword="null"/>: random initial weights.
+    /// </summary>
+    public BatchNormCnnTransformer? InitialModel { get; set; }
 
     /// <summary>Receives training progress (epoch, step, loss, throughput), synchronously on the training thread. Default <see langword="null"/>.</summary>
     public IProgress<TrainingProgress>? Progress { get; set; }

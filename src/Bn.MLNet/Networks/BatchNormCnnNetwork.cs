@@ -110,6 +110,14 @@ public sealed class BatchNormCnnNetwork : Module<Tensor, Tensor>
     /// <summary>The bfloat16 guards of the convolutions used so far, by feature-layer index.</summary>
     internal IReadOnlyDictionary<int, BFloat16Convolution> BFloat16Guards => _bfloat16;
 
+    /// <summary>Takes over a bfloat16 decision of an earlier run (a resumed checkpoint), so both compute the same.</summary>
+    internal void RestoreBFloat16Decision(int layer, ShapeKey shape, bool useBFloat16)
+    {
+        if (!_bfloat16.TryGetValue(layer, out BFloat16Convolution? guard))
+            _bfloat16[layer] = guard = new BFloat16Convolution($"features.{layer}", BFloat16Check);
+        guard.Restore(shape, useBFloat16);
+    }
+
     /// <summary>Measures a convolution's bfloat16 errors on a batch for the guards made from now on; null: the real check.</summary>
     internal Func<Conv2d, Tensor, (double, double, double)>? BFloat16Check { get; set; }
 
@@ -211,6 +219,23 @@ public sealed class BatchNormCnnNetwork : Module<Tensor, Tensor>
     {
         using FileStream file = File.OpenRead(path);
         return Load(file);
+    }
+
+    /// <summary>
+    /// Whether the convolution stages are frozen (<see cref="Training.TrainerOptions.FreezeConvolutionStages"/>): they then
+    /// stay in eval mode when the network trains, so their normalization keeps its running statistics.
+    /// </summary>
+    internal bool ConvolutionStagesFrozen { get; set; }
+
+    /// <inheritdoc/>
+    public override void train(bool train = true)
+    {
+        base.train(train);
+        if (train && ConvolutionStagesFrozen)
+        {
+            foreach (var layer in _features)
+                layer.eval();
+        }
     }
 
     /// <summary>Copies another network's input standardization (same architecture input).</summary>

@@ -3,8 +3,8 @@ namespace Bn.MLNet.Training;
 /// <summary>
 /// Random crop with zero padding (<see cref="TrainerOptions.RandomCropPadding"/>), horizontal flip
 /// (<see cref="TrainerOptions.HorizontalFlip"/>) and random erasing (<see cref="TrainerOptions.RandomErasingProbability"/>,
-/// applied after the crop and flip), row by row, into one buffer reused for every batch; draws from a generator seeded
-/// with <see cref="TrainerOptions.Seed"/>.
+/// applied after the crop and flip), row by row, into one buffer reused for every batch; draws from the epoch's generator
+/// (<see cref="StartEpoch"/>: a function of <see cref="TrainerOptions.Seed"/> and the epoch, see <see cref="EpochSeeds"/>).
 /// </summary>
 internal sealed class BatchAugmenter
 {
@@ -24,7 +24,7 @@ internal sealed class BatchAugmenter
     public const int ErasingAttempts = 10;
 
     private readonly float[] _buffer;
-    private readonly Random _random;
+    private Random _random = new(0);
     private readonly int _c, _h, _w, _pad;
     private readonly bool _flip;
     private readonly double _erasing;
@@ -33,7 +33,6 @@ internal sealed class BatchAugmenter
     private BatchAugmenter(TrainerOptions o, int c, int h, int w, float[]? channelMean)
     {
         _buffer = new float[o.BatchSize * c * h * w];
-        _random = new Random(o.Seed ?? throw new ArgumentException("The trainer resolves the seed before augmenting.", nameof(o)));
         (_c, _h, _w, _pad, _flip, _erasing) = (c, h, w, o.RandomCropPadding, o.HorizontalFlip, o.RandomErasingProbability);
         _fill = channelMean is { Length: > 0 } mean ? (float[])mean.Clone() : new float[c];
         if (_fill.Length != c)
@@ -49,6 +48,9 @@ internal sealed class BatchAugmenter
     /// </summary>
     public static BatchAugmenter? Create(TrainerOptions o, int c, int h, int w, float[]? channelMean = null) =>
         o.RandomCropPadding > 0 || o.HorizontalFlip || o.RandomErasingProbability > 0 ? new BatchAugmenter(o, c, h, w, channelMean) : null;
+
+    /// <summary>Starts an epoch: its crops, flips and erasing draw from <paramref name="random"/> (see <see cref="EpochSeeds"/>).</summary>
+    public void StartEpoch(Random random) => _random = random;
 
     /// <summary>Augments the first <paramref name="n"/> rows of <paramref name="src"/>; returns the reused buffer holding them.</summary>
     public float[] Apply(float[] src, int n)

@@ -1,4 +1,5 @@
 using Bn.MLNet.Networks;
+using static TorchSharp.torch;
 
 namespace Bn.MLNet.Training;
 
@@ -12,6 +13,23 @@ internal sealed class EarlyStopping(TrainerOptions options) : IDisposable
     private StateSnapshot? _best;
     private double _bestMetric = double.NegativeInfinity;
     private int _epochsWithoutImprovement;
+
+    /// <summary>The best validation metric so far (−∞ before any).</summary>
+    public double BestMetric => _bestMetric;
+
+    /// <summary>Epochs since the best one.</summary>
+    public int EpochsWithoutImprovement => _epochsWithoutImprovement;
+
+    /// <summary>The best epoch's kept state, or null.</summary>
+    public IReadOnlyList<(string Name, Tensor Copy)>? BestState => _best?.Tensors;
+
+    /// <summary>Continues a run from a checkpoint: the counters, and the tensors to fill with its best state.</summary>
+    public IReadOnlyList<(string Name, Tensor Copy)> Resume(double bestMetric, int epochsWithoutImprovement, BatchNormCnnNetwork network)
+    {
+        (_bestMetric, _epochsWithoutImprovement) = (bestMetric, epochsWithoutImprovement);
+        _best ??= new StateSnapshot(network);
+        return _best.Tensors;
+    }
 
     /// <summary>
     /// Records epoch <paramref name="epoch"/>'s validation result (an improvement becomes <see cref="TrainingHistory.BestEpoch"/>);

@@ -23,6 +23,9 @@ internal sealed class StateSnapshot : IDisposable
         }
     }
 
+    /// <summary>The copied tensors by state-dict name (a checkpoint writes and restores them).</summary>
+    public IReadOnlyList<(string Name, Tensor Copy)> Tensors => _tensors;
+
     /// <summary>Overwrites the copy with <paramref name="network"/>'s current state.</summary>
     public void CopyFrom(BatchNormCnnNetwork network) => Copy(network, fromNetwork: true);
 

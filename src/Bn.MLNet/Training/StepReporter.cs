@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Bn.MLNet.Data;
 using Bn.MLNet.Networks;
 
@@ -14,7 +13,7 @@ internal sealed class StepReporter(
     TrainerOptions options,
     TrainingHistory history,
     TrainingPlan plan,
-    Stopwatch clock,
+    TrainingClock clock,
     BatchSource? validation,
     IProgress<TrainingProgress>? progress,
     CancellationToken cancellationToken)

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Bn.MLNet.Data;
 using Bn.MLNet.Networks;
 using TorchSharp;
@@ -55,6 +54,9 @@ public sealed class Trainer
     /// <summary>The settings (a private copy; changes after construction are validated again by <see cref="Train"/>).</summary>
     public TrainerOptions Options { get; }
 
+    /// <summary>What else a checkpoint must match, from the caller (the estimator: the initial model's fingerprint); null: nothing.</summary>
+    internal string? CallerIdentity { get; init; }
+
     /// <summary>Trains <paramref name="network"/> in place on <paramref name="train"/>.</summary>
     /// <param name="network">The network; its initialization is the caller's (build it with a seed for reproducible weights).</param>
     /// <param name="train">Training rows; their length must equal the architecture's C×H×W.</param>
@@ -78,21 +80,65 @@ public sealed class Trainer
         TrainerOptions o = Options.Clone();
         o.Validate();
         CheckShapes(network.Architecture, train, validation, o);
-        o.Seed ??= Random.Shared.Next();
+        CheckpointStore? checkpoints = CheckpointStore.For(o);
+        Checkpoint? resume = checkpoints?.LoadLatest();
+        o.Seed ??= resume?.Progress.Seed ?? Random.Shared.Next();
 
         using TorchThreadScope threads = TorchThreadScope.Set(o.Threads ?? Environment.ProcessorCount);
-        network.DropoutRandom.Seed(o.Seed.Value);
-        var clock = Stopwatch.StartNew();
-        var history = new TrainingHistory { LayersData = network.ProbedLayers.ToList(), Seed = o.Seed.Value };
-        long rows = PrepareInput(network, train, validation, o, cancellationToken);
-        history.InputMeanData = network.InputMean;
-        history.InputStdData = network.InputStd;
-        history.TrainingRows = rows;
+        using var frozen = new FrozenStages(network, o.FreezeConvolutionStages);
+        long rows = PrepareInput(network, train, validation, o, computeStandardization: resume is null && o.ComputeInputStandardization, cancellationToken);
+        string identity = TrainingIdentity.Of(network.Architecture, o, train, validation, rows, CallerIdentity);
+        if (resume is not null && TrainingIdentity.FirstDifference(resume.Identity, identity) is string difference)
+        {
+            throw new InvalidOperationException(
+                $"The checkpoint '{resume.Path}' belongs to another run: {difference}. Resume with the settings and data it was written with, " +
+                "or give this run another TrainerOptions.CheckpointDirectory (or empty the folder) to start anew.");
+        }
+
+        if (resume is { Progress.Finished: true })
+            return FinishedRun(network, resume);
+        TrainingHistory history = resume is null ? NewHistory(network, o.Seed.Value, rows) : ResumedHistory(resume);
         TrainingPlan plan = TrainingPlan.For(rows, o);
         history.PlannedSteps = plan.Steps;
-
         using torch.optim.Optimizer optimizer = CreateOptimizer(network, o);
-        using var run = new TrainingRun(network, train, validation, o, history, plan, clock, optimizer, progress, cancellationToken);
+        var clock = new TrainingClock(TimeSpan.FromSeconds(resume?.Progress.ElapsedSeconds ?? 0));
+        using var run = new TrainingRun(new TrainingSetup(network, train, validation, o, history, plan, clock, optimizer, progress, cancellationToken, checkpoints, identity));
+        if (resume is not null)
+            run.Resume(resume);
+        RunReportingFallbacks(run, network, history);
+        network.eval();
+        return history;
+    }
+
+    private static TrainingHistory NewHistory(BatchNormCnnNetwork network, int seed, long rows) => new()
+    {
+        LayersData = network.ProbedLayers.ToList(),
+        Seed = seed,
+        InputMeanData = network.InputMean,
+        InputStdData = network.InputStd,
+        TrainingRows = rows,
+    };
+
+    private static TrainingHistory ResumedHistory(Checkpoint checkpoint)
+    {
+        TrainingHistory history = TrainingHistory.FromJson(checkpoint.HistoryJson);
+        history.ResumedAfterEpoch = checkpoint.Progress.CompletedEpochs;
+        return history;
+    }
+
+    /// <summary>A checkpoint of a finished run: its model, and its history, without training.</summary>
+    private static TrainingHistory FinishedRun(BatchNormCnnNetwork network, Checkpoint checkpoint)
+    {
+        checkpoint.RestoreNetwork(network);
+        network.eval();
+        TrainingHistory history = ResumedHistory(checkpoint);
+        history.LoadedFinishedRun = true;
+        return history;
+    }
+
+    /// <summary>Runs <paramref name="run"/>; the bfloat16 fallbacks it meets go into the history and to the network's receiver.</summary>
+    private static void RunReportingFallbacks(TrainingRun run, BatchNormCnnNetwork network, TrainingHistory history)
+    {
         Action<BFloat16Fallback>? report = network.BFloat16FallbackReported;
         network.BFloat16FallbackReported = f =>
         {
@@ -107,11 +153,6 @@ public sealed class Trainer
         {
             network.BFloat16FallbackReported = report;
         }
-
-        network.eval();
-        history.TotalSteps = run.Steps;
-        history.TrainSeconds = clock.Elapsed.TotalSeconds;
-        return history;
     }
 
     /// <summary>The rows must have the network's input length, and the random crop must fit in the image.</summary>
@@ -134,10 +175,11 @@ public sealed class Trainer
     /// The pass before training: computes and stores the input standardization (or only counts the rows), and checks
     /// that there are at least 2 training rows and, when given, validation rows. Returns the training row count.
     /// </summary>
-    private static long PrepareInput(BatchNormCnnNetwork network, BatchSource train, BatchSource? validation, TrainerOptions o, CancellationToken cancellationToken)
+    private static long PrepareInput(
+        BatchNormCnnNetwork network, BatchSource train, BatchSource? validation, TrainerOptions o, bool computeStandardization, CancellationToken cancellationToken)
     {
         long rows;
-        if (o.ComputeInputStandardization)
+        if (computeStandardization)
         {
             InputStatistics stats = InputStandardization.Compute(train, network.Architecture.InputChannels, cancellationToken: cancellationToken);
             network.SetInputStandardization(stats.Mean, stats.Std);
@@ -166,14 +208,18 @@ public sealed class Trainer
         double lr = o.LearningRate * o.LearningRateMultiplier;
         return o.Optimizer switch
         {
-            OptimizerKind.Sgd => torch.optim.SGD(network.parameters(), lr, o.Momentum, 0, o.WeightDecay, o.Nesterov && o.Momentum > 0),
-            OptimizerKind.Adam => torch.optim.Adam(network.parameters(), lr, o.Beta1, o.Beta2, 1e-8, o.WeightDecay),
-            OptimizerKind.AdamW => torch.optim.AdamW(network.parameters(), lr, o.Beta1, o.Beta2, 1e-8, o.WeightDecay),
+            OptimizerKind.Sgd => torch.optim.SGD(Trainable(network), lr, o.Momentum, 0, o.WeightDecay, o.Nesterov && o.Momentum > 0),
+            OptimizerKind.Adam => torch.optim.Adam(Trainable(network), lr, o.Beta1, o.Beta2, 1e-8, o.WeightDecay),
+            OptimizerKind.AdamW => torch.optim.AdamW(Trainable(network), lr, o.Beta1, o.Beta2, 1e-8, o.WeightDecay),
             _ => throw new ArgumentOutOfRangeException(nameof(o), o.Optimizer, "Unknown optimizer."),
         };
     }
 
     private static string Capitalized(string s) => char.ToUpperInvariant(s[0]) + s[1..];
+
+    /// <summary>The parameters the optimizer updates: all but those of frozen convolution stages.</summary>
+    private static IEnumerable<TorchSharp.Modules.Parameter> Trainable(BatchNormCnnNetwork network) =>
+        network.parameters().Where(p => p.requires_grad).ToList();
 
     private static long CountRows(BatchSource source, CancellationToken cancellationToken)
     {

@@ -191,6 +191,29 @@ public sealed class TrainerOptions
     /// <summary>Progress is reported every this many steps, and at the end of each epoch. Default 10.</summary>
     public int ProgressEverySteps { get; set; } = 10;
 
+    /// <summary>
+    /// Folder for checkpoints. After every epoch the trainer writes one file there with everything training needs to go
+    /// on (weights and every buffer, optimizer state, schedule position, epoch and step, the early-stopping best state, the
+    /// weight average, the bfloat16 decisions and the history; the random streams are functions of the seed and the epoch),
+    /// and when training ends the model it returned. Each file is written atomically (a crash while writing leaves the
+    /// previous checkpoint intact); the newest <see cref="CheckpointsToKeep"/> are kept. A run whose folder holds a
+    /// checkpoint resumes from the newest one, or, when that run had finished, returns its model without training; a
+    /// checkpoint of other settings or data is refused naming the first difference. With epoch or step budgets a resumed
+    /// run ends with exactly the model of an uninterrupted one at the same thread count; under <see cref="TimeBudget"/>
+    /// the schedule follows the training time, which the checkpoint carries over. Default <see langword="null"/>: no checkpoints.
+    /// </summary>
+    public string? CheckpointDirectory { get; set; }
+
+    /// <summary>Checkpoints kept in <see cref="CheckpointDirectory"/> (the newest); older ones are deleted. Default 2.</summary>
+    public int CheckpointsToKeep { get; set; } = 2;
+
+    /// <summary>
+    /// Trains only the layers after the convolution stages (hidden layers and output): the convolutions' weights stay as
+    /// they are and their normalization layers keep their running statistics (they run in eval mode). For fine-tuning a
+    /// trained network on a new task. Default <see langword="false"/>.
+    /// </summary>
+    public bool FreezeConvolutionStages { get; set; }
+
     /// <summary>Random-crop padding of the natural-image recipe: 2 pixels.</summary>
     public const int NaturalImageCropPadding = 2;
 
@@ -251,6 +274,8 @@ public sealed class TrainerOptions
         require.That(LogEverySteps >= 1, nameof(LogEverySteps), $"must be at least 1 (was {LogEverySteps})");
         require.That(PercentileSampleSize >= 1, nameof(PercentileSampleSize), $"must be at least 1 (was {PercentileSampleSize})");
         require.That(ProgressEverySteps >= 1, nameof(ProgressEverySteps), $"must be at least 1 (was {ProgressEverySteps})");
+        require.That(CheckpointDirectory is null || CheckpointDirectory.Trim().Length > 0, nameof(CheckpointDirectory), "must be null or a folder");
+        require.That(CheckpointsToKeep >= 1, nameof(CheckpointsToKeep), $"must be at least 1 (was {CheckpointsToKeep})");
     }
 
     /// <summary>A shallow copy (all settings are values).</summary>

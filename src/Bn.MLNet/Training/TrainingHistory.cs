@@ -91,6 +91,14 @@ public sealed class TrainingHistory
     [JsonPropertyName("bFloat16Fallbacks")]
     internal List<string> BFloat16FallbacksData { get; set; } = new();
 
+    /// <summary>The epochs a checkpoint held when this run resumed from it (<see cref="TrainerOptions.CheckpointDirectory"/>); null for a fresh run.</summary>
+    [JsonInclude]
+    public int? ResumedAfterEpoch { get; internal set; }
+
+    /// <summary>Whether the checkpoint held a finished run, whose model was returned without training.</summary>
+    [JsonInclude]
+    public bool LoadedFinishedRun { get; internal set; }
+
     /// <summary>The seed the run used (<see cref="TrainerOptions.Seed"/>, or the one drawn when it was null).</summary>
     [JsonInclude]
     public int Seed { get; internal set; }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Bn.MLNet.Data;
 using Bn.MLNet.Networks;
 using TorchSharp;
@@ -6,10 +5,16 @@ using static TorchSharp.torch;
 
 namespace Bn.MLNet.Training;
 
+/// <summary>The fixed inputs of one <see cref="TrainingRun"/>.</summary>
+internal sealed record TrainingSetup(
+    BatchNormCnnNetwork Network, BatchSource Train, BatchSource? Validation, TrainerOptions Options, TrainingHistory History, TrainingPlan Plan,
+    TrainingClock Clock, torch.optim.Optimizer Optimizer, IProgress<TrainingProgress>? Progress, CancellationToken CancellationToken,
+    CheckpointStore? Checkpoints, string Identity);
+
 /// <summary>
 /// One call of <see cref="Trainer.Train"/> after its checks: the epoch loop, the step loop and what ends them (the plan,
-/// divergence, early stopping, the time budget), then the best-epoch and last-finite-state restores. Each step runs in its
-/// own dispose scope.
+/// divergence, early stopping, the time budget), then the best-epoch and last-finite-state restores; a checkpoint after
+/// every epoch and at the end when a checkpoint folder is set. Each step runs in its own dispose scope.
 /// </summary>
 internal sealed class TrainingRun : IDisposable
 {
@@ -19,46 +24,59 @@ internal sealed class TrainingRun : IDisposable
     private readonly TrainerOptions _o;
     private readonly TrainingHistory _history;
     private readonly TrainingPlan _plan;
-    private readonly Stopwatch _clock;
+    private readonly TrainingClock _clock;
     private readonly CancellationToken _cancellationToken;
     private readonly torch.optim.Optimizer _optimizer;
     private readonly StepReporter _reporter;
-    private readonly BatchAugmenter? _augmenter;
+    private BatchAugmenter? _augmenter;
+    private bool _augmenterMade;
     private readonly long[] _labels;
     private readonly LastFiniteState _finiteState;
     private readonly EarlyStopping _earlyStopping;
     private readonly WeightAverage? _weightAverage;
-    private int _lastEpoch;
+    private readonly CheckpointStore? _checkpoints;
+    private readonly string _identity;
+    private int _lastEpoch, _firstEpoch;
     private double _lastLr, _lastLoss = double.NaN;
 
-    public TrainingRun(
-        BatchNormCnnNetwork network, BatchSource train, BatchSource? validation, TrainerOptions options, TrainingHistory history, TrainingPlan plan,
-        Stopwatch clock, torch.optim.Optimizer optimizer, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+    public TrainingRun(TrainingSetup s)
     {
-        (_network, _train, _validation, _o, _history, _plan) = (network, train, validation, options, history, plan);
-        (_clock, _optimizer, _cancellationToken) = (clock, optimizer, cancellationToken);
-        NetworkArchitecture arch = network.Architecture;
-        _reporter = new StepReporter(options, history, plan, clock, validation, progress, cancellationToken);
-        _augmenter = BatchAugmenter.Create(options, arch.InputChannels, arch.InputHeight, arch.InputWidth, network.InputMean);
-        _labels = new long[options.BatchSize];
-        _finiteState = new LastFiniteState(network);
-        _earlyStopping = new EarlyStopping(options);
-        _weightAverage = options.WeightAveragingDecay is double decay ? new WeightAverage(network, decay) : null;
+        (_network, _train, _validation, _o, _history, _plan) = (s.Network, s.Train, s.Validation, s.Options, s.History, s.Plan);
+        (_clock, _optimizer, _cancellationToken, _checkpoints, _identity) = (s.Clock, s.Optimizer, s.CancellationToken, s.Checkpoints, s.Identity);
+        _reporter = new StepReporter(_o, _history, _plan, _clock, _validation, s.Progress, _cancellationToken);
+        _labels = new long[_o.BatchSize];
+        _finiteState = new LastFiniteState(_network);
+        _earlyStopping = new EarlyStopping(_o);
+        _weightAverage = _o.WeightAveragingDecay is double decay ? new WeightAverage(_network, decay) : null;
     }
 
     /// <summary>Optimizer steps done.</summary>
     public long Steps { get; private set; }
 
+    /// <summary>Continues where <paramref name="checkpoint"/> (of this run's identity, not finished) stood.</summary>
+    public void Resume(Checkpoint checkpoint)
+    {
+        CheckpointProgress p = checkpoint.Progress;
+        checkpoint.RestoreInto(_network, _optimizer, () => _earlyStopping.Resume(p.BestMetric, p.EpochsWithoutImprovement, _network), _weightAverage?.Shadows);
+        if (_weightAverage is not null)
+            _weightAverage.Updates = p.WeightAverageUpdates;
+        foreach (BFloat16Decision d in p.BFloat16Decisions)
+            _network.RestoreBFloat16Decision(d.Layer, d.Shape, d.UseBFloat16);
+        (Steps, _firstEpoch, _lastEpoch) = (p.Steps, p.CompletedEpochs, Math.Max(0, p.CompletedEpochs - 1));
+    }
+
     /// <summary>Runs epochs until the plan, divergence, early stopping or the time budget ends training; then restores.</summary>
     public void Run()
     {
-        for (int epoch = 0; Steps < _plan.Steps; epoch++)
+        bool ended = _history.StoppedEarly || _history.StoppedByTimeBudget || _history.Divergence is not null;
+        for (int epoch = _firstEpoch; !ended && Steps < _plan.Steps; epoch++)
         {
             _lastEpoch = epoch;
-            if (!RunEpoch(epoch))
-            {
+            bool goOn = RunEpoch(epoch);
+            if (_history.Epochs.Count > 0 && _history.Epochs[^1].Epoch == epoch)
+                SaveCheckpoint(epoch + 1, finished: false);
+            if (!goOn)
                 break;
-            }
         }
 
         ApplyWeightAverage();
@@ -70,6 +88,9 @@ internal sealed class TrainingRun : IDisposable
         }
 
         KeepLastFiniteState();
+        _history.TotalSteps = Steps;
+        _history.TrainSeconds = _clock.Elapsed.TotalSeconds;
+        SaveCheckpoint(_history.Epochs.Count, finished: true);
     }
 
     public void Dispose()
@@ -79,12 +100,25 @@ internal sealed class TrainingRun : IDisposable
         _finiteState.Dispose();
     }
 
+    /// <summary>Writes a checkpoint of the run as it stands (after <paramref name="completedEpochs"/> epochs) when a folder is set.</summary>
+    private void SaveCheckpoint(int completedEpochs, bool finished)
+    {
+        if (_checkpoints is null)
+            return;
+        var decisions = _network.BFloat16Guards
+            .SelectMany(g => g.Value.Decisions.Select(d => new BFloat16Decision(g.Key, d.Key, d.Value))).ToList();
+        var progress = new CheckpointProgress(completedEpochs, Steps, _clock.Elapsed.TotalSeconds, finished, _o.Seed!.Value,
+            _earlyStopping.BestMetric, _earlyStopping.EpochsWithoutImprovement, _weightAverage?.Updates ?? 0, decisions);
+        _history.TotalSteps = Steps;
+        var parts = new Checkpoint.Parts(_network, _optimizer, _earlyStopping.BestState, _weightAverage?.Shadows);
+        _checkpoints.Save(completedEpochs, stream => Checkpoint.Write(stream, _identity, progress, _history, parts));
+    }
+
     /// <summary>One epoch's steps, then its history entry; returns whether training goes on.</summary>
     private bool RunEpoch(int epoch)
     {
-        _network.train();
+        StartEpoch(epoch);
         var totals = new RunningTotals();
-        _reporter.StartEpoch();
         List<LayerPercentiles> lastPercentiles = new();
         foreach (MiniBatch batch in _train.ReadEpoch(_o.BatchSize, epoch, _o.Shuffle, _cancellationToken))
         {
@@ -92,30 +126,40 @@ internal sealed class TrainingRun : IDisposable
             if (batch.Count < 2)
             {
                 if (batch.Count == 1)
-                {
                     _history.DroppedSingleRowBatches++;
-                }
-
                 continue;
             }
 
             if (Steps >= _plan.Steps)
-            {
                 break;
-            }
-
             if (!RunStep(batch, epoch, totals, ref lastPercentiles))
-            {
                 return false;
-            }
-
             if (_history.StoppedByTimeBudget)
-            {
                 break;
-            }
         }
 
         return totals.Images > 0 && FinishEpoch(epoch, totals, lastPercentiles);
+    }
+
+    /// <summary>
+    /// Training mode (the network keeps frozen convolution stages in eval mode), the epoch's own
+    /// random streams for dropout and augmentation, a new log span.
+    /// </summary>
+    private void StartEpoch(int epoch)
+    {
+        _network.train();
+        int seed = _o.Seed!.Value;
+        _network.DropoutRandom.Seed(EpochSeeds.Dropout(seed, epoch));
+        if (!_augmenterMade)
+        {
+            // Made at the first epoch, after a resume has restored the network: erasing fills with its input mean.
+            NetworkArchitecture arch = _network.Architecture;
+            _augmenter = BatchAugmenter.Create(_o, arch.InputChannels, arch.InputHeight, arch.InputWidth, _network.InputMean);
+            _augmenterMade = true;
+        }
+
+        _augmenter?.StartEpoch(EpochSeeds.Augmentation(seed, epoch));
+        _reporter.StartEpoch();
     }
 
     /// <summary>One optimizer step on <paramref name="batch"/> and its bookkeeping; false when the loss was not finite.</summary>

@@ -43,8 +43,11 @@ internal sealed class WeightAverage : IDisposable
         }
     }
 
-    /// <summary>Updates done.</summary>
-    public long Updates { get; private set; }
+    /// <summary>Updates done (a checkpoint restores it).</summary>
+    public long Updates { get; set; }
+
+    /// <summary>The averaged tensors by state-dict name (a checkpoint writes and restores them).</summary>
+    public IReadOnlyList<(string Name, Tensor Shadow)> Shadows => _entries.Select(e => (e.Name, e.Shadow)).ToList();
 
     /// <summary>The decay used by the update after <paramref name="updates"/> updates: min(decay, (1 + t)/(10 + t)).</summary>
     public static double EffectiveDecay(double decay, long updates) => Math.Min(decay, (1.0 + updates) / (10.0 + updates));

@@ -11,7 +11,10 @@ namespace Bn.MLNet.Tests.MLNet;
 /// </summary>
 public static class ChildProcessProgram
 {
-    /// <summary>Commands: <c>score &lt;model.zip&gt; &lt;rows.bin&gt;</c>, <c>probe &lt;model.zip&gt;</c>, <c>bare &lt;model.zip&gt;</c>.</summary>
+    /// <summary>
+    /// Commands: <c>score &lt;model.zip&gt; &lt;rows.bin&gt;</c>, <c>probe &lt;model.zip&gt;</c>, <c>bare &lt;model.zip&gt;</c>,
+    /// <c>train-checkpoints &lt;folder&gt;</c>.
+    /// </summary>
     public static int Main(string[] args)
     {
         try
@@ -39,6 +42,19 @@ public static class ChildProcessProgram
                     return 0;
                 }
 
+                case ["train-checkpoints", var directory]:
+                {
+                    // The checkpoint job, reporting every step; slowed down so the parent can kill it in mid-epoch.
+                    var progress = new ProgressLines(r =>
+                    {
+                        Console.WriteLine(r.EpochCompleted ? $"epoch {r.Epoch + 1} done" : $"epoch {r.Epoch + 1} step {r.Step % 15}");
+                        Console.Out.Flush();
+                        Thread.Sleep(50);
+                    });
+                    Training.CheckpointJob.Run(directory, progress);
+                    return 0;
+                }
+
                 case ["bare", var path]:
                 {
                     // Touches nothing of Bn.MLNet before loading.
@@ -56,6 +72,11 @@ public static class ChildProcessProgram
             Console.Error.WriteLine(e);
             return 1;
         }
+    }
+
+    private sealed class ProgressLines(Action<Bn.MLNet.Training.TrainingProgress> action) : IProgress<Bn.MLNet.Training.TrainingProgress>
+    {
+        public void Report(Bn.MLNet.Training.TrainingProgress value) => action(value);
     }
 
     /// <summary>Writes rows for the <c>score</c> command: int32 count, then per row the label and 784 floats.</summary>

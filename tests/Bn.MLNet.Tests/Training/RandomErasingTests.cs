@@ -82,13 +82,18 @@ public class RandomErasingTests
     }
 
     [Fact]
-    public void TheSameSeedGivesTheSameErasing()
+    public void TheSameSeedAndEpochGiveTheSameErasing()
     {
-        float[] a = (float[])BatchAugmenter.Create(Erasing(0.7, seed: 11), C, H, W, new[] { 0f, 1f })!.Apply(Images(8), 8).Clone();
-        float[] b = (float[])BatchAugmenter.Create(Erasing(0.7, seed: 11), C, H, W, new[] { 0f, 1f })!.Apply(Images(8), 8).Clone();
-        float[] c = BatchAugmenter.Create(Erasing(0.7, seed: 12), C, H, W, new[] { 0f, 1f })!.Apply(Images(8), 8);
-        Assert.Equal(a, b);
-        Assert.NotEqual(a, c);
+        float[] Erased(int seed, int epoch)
+        {
+            var augmenter = BatchAugmenter.Create(Erasing(0.7, seed), C, H, W, new[] { 0f, 1f })!;
+            augmenter.StartEpoch(EpochSeeds.Augmentation(seed, epoch));
+            return (float[])augmenter.Apply(Images(8), 8).Clone();
+        }
+
+        Assert.Equal(Erased(11, 3), Erased(11, 3));
+        Assert.NotEqual(Erased(11, 3), Erased(12, 3));
+        Assert.NotEqual(Erased(11, 3), Erased(11, 4));
     }
 
     [Theory]

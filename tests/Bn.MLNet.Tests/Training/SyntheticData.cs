@@ -21,6 +21,8 @@ internal sealed class ArrayBatchSource : BatchSource
 
     public override long? RowCount => Rows;
 
+    internal override string Describe() => $"test arrays: {Rows} × {FeatureLength}, seed {_seed}";
+
     public int Rows => _labels.Length;
 
     /// <summary>Sizes of the batches handed out, over all epochs.</summary>
