@@ -24,6 +24,7 @@ public static class Cli
         root.Add(BenchCommand.Create());
         root.Add(ImagePipelineCommand.Create());
         root.Add(ExportOnnxCommand.Create());
+        root.Add(FineTuneCommand.Create());
         return root;
     }
 }

@@ -37,6 +37,12 @@ internal static class TrainCommand
         var ml = new MLContext(options.Seed);
         if (!TryLoadData(p, ml, out TrainingData data))
             return 3;
+        ITransformer? initial = TryStartFrom(p, ml, options);
+        using var disposeInitial = initial as IDisposable;
+        if (p.GetValue(TrainCommandOptions.InitModel) is not null && initial is null)
+            return 3;
+        if (!quiet)
+            TrainReport.PrintCheckpoints(options);
         if (!quiet)
             TrainReport.PrintSettings(data, options, TrainCommandOptions.UsesRecipe(p));
 
@@ -55,11 +61,40 @@ internal static class TrainCommand
             AnsiConsole.MarkupLine("[yellow]Training cancelled.[/]");
             return 130;
         }
+        catch (Exception ex) when (ex is InvalidOperationException or InvalidDataException or ArgumentException && options.CheckpointDirectory is not null)
+        {
+            AnsiConsole.MarkupLine($"[red]Cannot train:[/] {Markup.Escape(ex.Message)}");
+            return 3;
+        }
 
         using (model)
         {
             return Finish(p, ml, data, model, options, cancellationToken);
         }
+    }
+
+    /// <summary>
+    /// With --init-model: loads the model zip, and the estimator starts from its BatchNormCnn transformer with its network
+    /// (bfloat16 as this command line says). Returns the loaded model (the caller disposes it), or null when there is
+    /// none or it cannot be read (printed).
+    /// </summary>
+    private static ITransformer? TryStartFrom(ParseResult p, MLContext ml, BatchNormCnnOptions options)
+    {
+        if (p.GetValue(TrainCommandOptions.InitModel) is not string path || !ModelCommands.TryLoad(ml, path, out ITransformer model))
+            return null;
+        if (ModelCommands.Find(model) is not { } cnn)
+        {
+            AnsiConsole.MarkupLine($"[red]--init-model {Markup.Escape(path)}[/] holds no BatchNormCnn model.");
+            (model as IDisposable)?.Dispose();
+            return null;
+        }
+
+        bool bfloat16 = options.BFloat16Convolutions;
+        options.Network = cnn.Architecture;
+        options.BFloat16Convolutions = bfloat16;
+        options.InitialModel = cnn;
+        AnsiConsole.MarkupLine($"starting from {Markup.Escape(Path.GetFullPath(path))} ({cnn.ClassNames.Count} classes, {cnn.TrainingHistory?.Epochs.Count ?? 0} epochs trained)");
+        return model;
     }
 
     /// <summary>Evaluates, prints, and writes the model, history and metrics asked for; returns the exit code.</summary>

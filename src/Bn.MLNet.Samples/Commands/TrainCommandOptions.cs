@@ -127,6 +127,20 @@ internal static class TrainCommandOptions
         DefaultValueFactory = _ => Defaults.Trainer.LogEverySteps,
     };
 
+    internal static readonly Option<string?> CheckpointDir = new("--checkpoint-dir")
+    {
+        Description = "Write a checkpoint after every epoch into DIR; when DIR already holds one, training resumes from it (with the same options), "
+            + "or returns the finished run's model. The same options and data must be given again.",
+        HelpName = "DIR",
+    };
+
+    internal static readonly Option<string?> InitModel = new("--init-model")
+    {
+        Description = "Start from a trained model zip (what --model writes): training continues from its weights and input standardization; "
+            + "the network is the model's (--conv, --hidden, --dropout, --activation, --normalization and --paper-mlp do not apply).",
+        HelpName = "PATH",
+    };
+
     internal static readonly Option<string?> Model = new("--model") { Description = "Save the trained model as an ML.NET model zip (the format the main job writes; evaluate and predict read it).", HelpName = "PATH" };
     internal static readonly Option<string?> MetricsOut = new("--metrics-out")
     {
@@ -144,7 +158,7 @@ internal static class TrainCommandOptions
         Conv, Hidden, Dropout, PaperMlp, BFloat16, Normalization, Activation,
         Optimizer, LearningRate, LrMultiplier, Schedule, Momentum, NoNesterov, WeightDecay, NoRecipe, LabelSmoothing,
         Epochs, MaxSteps, TimeBudget, BatchSize, CropPadding, NoFlip, Erasing, Ema, Seed, Threads, ShuffleBuffer, LogEvery,
-        Model, MetricsOut, HistoryCsv, Quiet,
+        CheckpointDir, InitModel, Model, MetricsOut, HistoryCsv, Quiet,
     };
 
     /// <summary>--bf16 when given; otherwise on exactly when this CPU computes bfloat16 natively.</summary>
@@ -184,6 +198,7 @@ internal static class TrainCommandOptions
             t.HorizontalFlip = false;
         (t.RandomErasingProbability, t.WeightAveragingDecay, t.EarlyStoppingPatience) = (p.GetValue(Erasing), p.GetValue(Ema), p.GetValue(Patience));
         (t.Seed, t.Threads, t.LogEverySteps, t.RecordPercentiles) = (p.GetValue(Seed), p.GetValue(Threads), p.GetValue(LogEvery), true);
+        t.CheckpointDirectory = p.GetValue(CheckpointDir);
         o.ShuffleBufferSize = p.GetValue(ShuffleBuffer);
         return o;
     }

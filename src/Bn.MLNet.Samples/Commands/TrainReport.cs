@@ -44,6 +44,20 @@ internal static class TrainReport
             $"training {t.Optimizer}{(t.Optimizer == OptimizerKind.Sgd ? (t.Nesterov ? " Nesterov" : string.Empty) + $" momentum {t.Momentum}" : string.Empty)} lr {t.LearningRate}x{t.LearningRateMultiplier} {t.Schedule}, wd {t.WeightDecay}, batch {t.BatchSize}, {Length(t)}, crop {t.RandomCropPadding} flip {t.HorizontalFlip} erasing {t.RandomErasingProbability}{(t.WeightAveragingDecay is double ema ? $" ema {ema}" : string.Empty)}, smoothing {t.LabelSmoothing}, seed {t.Seed}, {threads} threads")));
     }
 
+    /// <summary>With --checkpoint-dir: where checkpoints go, and the one training will resume from, if any.</summary>
+    public static void PrintCheckpoints(BatchNormCnnOptions o)
+    {
+        if (o.CheckpointDirectory is not { } dir)
+            return;
+        string full = Path.GetFullPath(dir);
+        string? newest = Directory.Exists(full)
+            ? Directory.GetFiles(full, "checkpoint-*" + Checkpoint.Extension).Order(StringComparer.Ordinal).LastOrDefault()
+            : null;
+        AnsiConsole.MarkupLine(Markup.Escape(newest is null
+            ? $"checkpoints after every epoch in {full}"
+            : $"resuming from the checkpoint {newest} (checkpoints after every epoch in {full})"));
+    }
+
     /// <summary>How long training runs: steps or epochs, "or S s" under a time budget, or "until S s" when only the budget limits it.</summary>
     private static string Length(TrainerOptions o)
     {
@@ -68,6 +82,8 @@ internal static class TrainReport
             table.AddRow("best epoch", $"{best + 1}{(history.RestoredBestWeights ? " (weights restored)" : string.Empty)}{(history.StoppedEarly ? ", stopped early" : string.Empty)}");
         if (history.StoppedByTimeBudget)
             table.AddRow("time budget", "reached: training stopped before the planned steps");
+        if (history.ResumedAfterEpoch is int resumed)
+            table.AddRow("checkpoint", history.LoadedFinishedRun ? $"the finished run's model ({resumed} epochs), not trained again" : $"resumed after epoch {resumed}");
         if (history.Divergence is DivergenceInfo d)
             table.AddRow("[red]diverged[/]", Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"step {d.Step} (epoch {d.Epoch + 1}), lr {d.LearningRate:G4}, loss {d.Loss}")));
         table.AddRow("peak working set", $"{outcome.PeakWorkingSet / (1024.0 * 1024.0):0} MB");

@@ -150,6 +150,8 @@ public class SamplesCliTests
         Assert.False(mixed.HorizontalFlip);
         Assert.Equal(0.05, mixed.LabelSmoothing);
         Assert.Equal(TrainerOptions.NaturalImageCropPadding, mixed.RandomCropPadding);
+        Assert.Null(withRecipe.CheckpointDirectory);
+        Assert.Equal("ck", TrainCommandOptions.ToOptions(Cli.CreateRootCommand().Parse(["train", "--checkpoint-dir", "ck"])).CheckpointDirectory);
     }
 
     [Fact]
