@@ -45,6 +45,18 @@ public abstract class BatchSource
         new TensorBatchSource(features, labels, featureLength, seed, classCount);
 
     /// <summary>
+    /// Rows that are in memory with a number per row as the label (regression): <paramref name="targets"/>[i] belongs to
+    /// the row at <paramref name="features"/>[i·featureLength ..]. The arrays are kept, not copied.
+    /// </summary>
+    /// <param name="features">Row-major features.</param>
+    /// <param name="targets">The label of each row (finite).</param>
+    /// <param name="featureLength">Values per row.</param>
+    /// <param name="seed">Shuffling seed. Default 0.</param>
+    /// <exception cref="ArgumentException">The lengths disagree or a target is NaN or infinite.</exception>
+    public static BatchSource FromTargets(float[] features, float[] targets, int featureLength, int seed = 0) =>
+        new TensorBatchSource(features, targets, featureLength, seed);
+
+    /// <summary>
     /// Byte rows such as raw pixels (kept, not copied; converted to float one batch at a time) with byte class indices.
     /// </summary>
     /// <inheritdoc cref="FromArrays(float[], int[], int, int, int?)"/>

@@ -11,7 +11,8 @@ namespace Bn.MLNet.Data;
 /// <remarks>
 /// <para>Feature column: a known-size vector of <see cref="float"/>, <see cref="byte"/> or <see cref="double"/>
 /// (converted to float) whose length equals <see cref="FeatureLength"/>; sparse vectors are densified.
-/// Label column: a key type; key value k becomes class index k−1, and a missing key (0) is an error.
+/// Label column: a key type (key value k becomes class index k−1, and a missing key (0) is an error), Boolean (binary
+/// classification: false 0, true 1) or Single/Double (regression: the value; NaN and infinity are errors).
 /// (A class loaded with <c>mlContext.Data.LoadFromEnumerable</c> whose <c>[KeyType(n)]</c> member holds the 0-based
 /// index i exposes key value i+1, so it arrives here as class i; out-of-range members become the missing key 0.)</para>
 /// <para>Shuffling uses <c>new Random(seed + epoch × 1,000,003)</c>. When the view <see cref="IDataView.CanShuffle"/>
@@ -30,17 +31,17 @@ internal sealed class DataViewBatchSource : BatchSource
     private readonly DataViewSchema.Column _featureColumn;
     private readonly DataViewSchema.Column _labelColumn;
     private float[]? _bufferFeatures;
-    private int[]? _bufferLabels;
+    private float[]? _bufferLabels;
     private int _busy;
 
     /// <summary>Validates the columns and prepares streaming.</summary>
     /// <param name="data">The data; it is read once per epoch.</param>
     /// <param name="featureColumnName">A known-size vector column of Single, Byte or Double.</param>
-    /// <param name="labelColumnName">A key-typed column of 2 to 1,000,000 classes.</param>
+    /// <param name="labelColumnName">A key-typed column of 2 to 1,000,000 classes, a Boolean column, or a Single or Double column.</param>
     /// <param name="featureLength">Expected vector length (C×H×W for images).</param>
     /// <param name="shuffleBufferSize">Maximum rows held for shuffling (at least 1).</param>
     /// <param name="seed">Shuffling seed.</param>
-    /// <exception cref="ArgumentException">A column is missing or of the wrong type or length, or the label key has fewer
+    /// <exception cref="ArgumentException">A column is missing or of the wrong type or length, or a label key has fewer
     /// than 2 or more than 1,000,000 values (the estimator's rule); the message names the column, its actual type and what
     /// was expected.</exception>
     public DataViewBatchSource(
@@ -79,21 +80,7 @@ internal sealed class DataViewBatchSource : BatchSource
                 nameof(featureColumnName));
         }
 
-        if (_labelColumn.Type is not KeyDataViewType key)
-        {
-            throw new ArgumentException(
-                $"Label column '{labelColumnName}' has type {_labelColumn.Type}; expected a key type (e.g. convert it with "
-                + "mlContext.Transforms.Conversion.MapValueToKey).",
-                nameof(labelColumnName));
-        }
-
-        if (!ClassCountRule.IsValid(key.Count))
-        {
-            throw new ArgumentException(
-                $"Label column '{labelColumnName}' is a key with {key.Count} values; expected {ClassCountRule.RangeText} classes.", nameof(labelColumnName));
-        }
-
-        ClassCount = (int)key.Count;
+        ClassCount = LabelClassCount(_labelColumn);
         FeatureLength = featureLength;
         ShuffleBufferSize = shuffleBufferSize;
         Seed = seed;
@@ -116,8 +103,32 @@ internal sealed class DataViewBatchSource : BatchSource
         $", shuffling seed {Seed}, shuffle buffer {ShuffleBufferSize}" +
         (HoldOut is null ? string.Empty : $", {(HoldOut.Validation ? "held-out" : "training")} part of a {HoldOut.Fraction} hold-out (seed {HoldOut.Seed})");
 
-    /// <summary>Number of classes: the label key type's count. Class indices are 0..ClassCount−1.</summary>
+    /// <summary>
+    /// Number of classes: the label key type's count (class indices 0..ClassCount−1), 2 for a Boolean label (false = 0,
+    /// true = 1), 0 for a numeric label (regression: the value is the target).
+    /// </summary>
     public int ClassCount { get; }
+
+    /// <summary>The classes of a label column: a key type's count, 2 for Boolean, 0 for Single or Double (regression).</summary>
+    /// <exception cref="ArgumentException">Another type, or a key outside the class-count rule.</exception>
+    private static int LabelClassCount(DataViewSchema.Column label)
+    {
+        switch (label.Type)
+        {
+            case KeyDataViewType key when ClassCountRule.IsValid(key.Count):
+                return (int)key.Count;
+            case KeyDataViewType key:
+                throw new ArgumentException($"Label column '{label.Name}' is a key with {key.Count} values; expected {ClassCountRule.RangeText} classes.", "labelColumnName");
+            case BooleanDataViewType:
+                return 2;
+            case NumberDataViewType n when n == NumberDataViewType.Single || n == NumberDataViewType.Double:
+                return 0;
+            default:
+                throw new ArgumentException(
+                    $"Label column '{label.Name}' has type {label.Type}; expected a key type (classes: convert it with mlContext.Transforms.Conversion.MapValueToKey), " +
+                    "Boolean (binary classification) or Single (regression).", "labelColumnName");
+        }
+    }
 
     /// <summary>The label column's text key values (class names, by class index), or null when the column has none.</summary>
     public IReadOnlyList<string>? LabelKeyValues { get; }
@@ -186,7 +197,8 @@ internal sealed class DataViewBatchSource : BatchSource
         while (reader.MoveNext())
         {
             ResetIfFull(batch);
-            reader.Read(batch.Features.AsSpan(batch.Count * f, f), out batch.Labels[batch.Count]);
+            reader.Read(batch.Features.AsSpan(batch.Count * f, f), out float target);
+            batch.SetLabel(batch.Count, target);
             if (++batch.Count == batch.Capacity)
             {
                 cancellationToken.ThrowIfCancellationRequested();
@@ -251,7 +263,7 @@ internal sealed class DataViewBatchSource : BatchSource
     }
 
     /// <summary>The instance's shuffle arrays when this enumeration owns them and they are large enough, else new ones (kept when owned).</summary>
-    private (float[] Features, int[] Labels) RentBuffer(int capacity, bool owned)
+    private (float[] Features, float[] Labels) RentBuffer(int capacity, bool owned)
     {
         if (owned && _bufferLabels is not null && _bufferLabels.Length >= capacity)
         {
@@ -259,7 +271,7 @@ internal sealed class DataViewBatchSource : BatchSource
         }
 
         var features = new float[(long)capacity * FeatureLength];
-        var labels = new int[capacity];
+        var labels = new float[capacity];
         if (owned)
         {
             _bufferFeatures = features;
@@ -298,7 +310,7 @@ internal sealed class DataViewBatchSource : BatchSource
     {
         private readonly DataViewRowCursor _cursor;
         private readonly FeatureVectorReader _features;
-        private readonly Func<ulong> _label;
+        private readonly Func<float> _label;
         private readonly string _labelName;
         private readonly int _classCount;
         private readonly HoldOutSplit? _holdOut;
@@ -313,14 +325,7 @@ internal sealed class DataViewBatchSource : BatchSource
             _labelName = labelColumn.Name;
             _classCount = classCount;
             _features = FeatureVectorReader.Create(cursor, featureColumn, featureLength, dataName);
-            _label = ((KeyDataViewType)labelColumn.Type).RawType switch
-            {
-                var t when t == typeof(uint) => KeyGetter<uint>(cursor, labelColumn, static v => v),
-                var t when t == typeof(byte) => KeyGetter<byte>(cursor, labelColumn, static v => v),
-                var t when t == typeof(ushort) => KeyGetter<ushort>(cursor, labelColumn, static v => v),
-                var t when t == typeof(ulong) => KeyGetter<ulong>(cursor, labelColumn, static v => v),
-                var t => throw new ArgumentException($"Label column '{labelColumn.Name}' is a key of unsupported raw type {t.Name}."),
-            };
+            _label = LabelReader(cursor, labelColumn);
         }
 
         /// <summary>Moves to the next row of this source's part.</summary>
@@ -339,45 +344,77 @@ internal sealed class DataViewBatchSource : BatchSource
             return false;
         }
 
-        public void Read(Span<float> destination, out int label)
+        /// <summary>Reads the current row: its features into <paramref name="destination"/>, its label as a number.</summary>
+        public void Read(Span<float> destination, out float label)
         {
             _features.Read(destination);
-            ulong key = _label();
-            if (key == 0)
+            label = _label();
+        }
+
+        /// <summary>
+        /// The label of the current row as a number: a key k as the class index k − 1 (a missing key 0, or one above
+        /// the class count, is refused), a Boolean as 0 or 1, a number as itself (NaN and infinity refused).
+        /// </summary>
+        private Func<float> LabelReader(DataViewRowCursor cursor, DataViewSchema.Column column) => column.Type switch
+        {
+            KeyDataViewType { RawType: var t } when t == typeof(uint) => Key(Getter<uint, ulong>(cursor, column, static v => v)),
+            KeyDataViewType { RawType: var t } when t == typeof(byte) => Key(Getter<byte, ulong>(cursor, column, static v => v)),
+            KeyDataViewType { RawType: var t } when t == typeof(ushort) => Key(Getter<ushort, ulong>(cursor, column, static v => v)),
+            KeyDataViewType { RawType: var t } when t == typeof(ulong) => Key(Getter<ulong, ulong>(cursor, column, static v => v)),
+            KeyDataViewType { RawType: var t } => throw new ArgumentException($"Label column '{column.Name}' is a key of unsupported raw type {t.Name}."),
+            BooleanDataViewType => Value(Getter<bool, float>(cursor, column, static b => b ? 1 : 0)),
+            _ when column.Type == NumberDataViewType.Double => Value(Getter<double, float>(cursor, column, static d => (float)d)),
+            _ => Value(Getter<float, float>(cursor, column, static f => f)),
+        };
+
+        private Func<float> Key(Func<ulong> key) => () =>
+        {
+            ulong k = key();
+            if (k == 0)
             {
                 throw new InvalidDataException(
                     $"Label column '{_labelName}' has a missing key value (0) at row {_cursor.Position}; every training row needs a class "
                     + $"(key values 1..{_classCount}).");
             }
 
-            if (key > (ulong)_classCount)
+            if (k > (ulong)_classCount)
+                throw new InvalidDataException($"Label column '{_labelName}' has key value {k} at row {_cursor.Position}; expected 1..{_classCount}.");
+            return k - 1;
+        };
+
+        private Func<float> Value(Func<float> value) => () =>
+        {
+            float v = value();
+            if (!float.IsFinite(v))
             {
                 throw new InvalidDataException(
-                    $"Label column '{_labelName}' has key value {key} at row {_cursor.Position}; expected 1..{_classCount}.");
+                    $"Label column '{_labelName}' holds {v.ToString(System.Globalization.CultureInfo.InvariantCulture)} at row {_cursor.Position}; every training " +
+                    "row needs a finite label. Drop such rows first (mlContext.Data.FilterRowsByMissingValues).");
             }
 
-            label = (int)(key - 1);
+            return v;
+        };
+
+        private static Func<TOut> Getter<TIn, TOut>(DataViewRowCursor cursor, DataViewSchema.Column column, Func<TIn, TOut> convert)
+        {
+            var getter = cursor.GetGetter<TIn>(column);
+            TIn value = default!;
+            return () =>
+            {
+                getter(ref value);
+                return convert(value);
+            };
         }
 
         public void Dispose() => _cursor.Dispose();
 
-        private static Func<ulong> KeyGetter<T>(DataViewRowCursor cursor, DataViewSchema.Column column, Func<T, ulong> widen)
-        {
-            var getter = cursor.GetGetter<T>(column);
-            T value = default!;
-            return () =>
-            {
-                getter(ref value);
-                return widen(value);
-            };
-        }
     }
 
     /// <summary>The rows held for shuffling: slots 0..Filled−1 of the arrays.</summary>
-    private sealed class ShuffleBuffer((float[] Features, int[] Labels) arrays, int featureLength)
+    private sealed class ShuffleBuffer((float[] Features, float[] Labels) arrays, int featureLength)
     {
         private readonly float[] _features = arrays.Features;
-        private readonly int[] _labels = arrays.Labels;
+        private readonly float[] _labels = arrays.Labels;
         private readonly int _f = featureLength;
 
         public int Filled { get; private set; }
@@ -411,7 +448,7 @@ internal sealed class DataViewBatchSource : BatchSource
         private void CopyToBatch(int slot, MiniBatch batch)
         {
             _features.AsSpan(slot * _f, _f).CopyTo(batch.Features.AsSpan(batch.Count * _f, _f));
-            batch.Labels[batch.Count] = _labels[slot];
+            batch.SetLabel(batch.Count, _labels[slot]);
         }
     }
 }

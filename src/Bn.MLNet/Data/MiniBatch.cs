@@ -10,14 +10,25 @@ internal sealed class MiniBatch
         ArgumentOutOfRangeException.ThrowIfLessThan(featureLength, 1);
         Features = new float[capacity * featureLength];
         Labels = new int[capacity];
+        Targets = new float[capacity];
         FeatureLength = featureLength;
     }
 
     /// <summary>Row-major features: row i occupies [i×FeatureLength, (i+1)×FeatureLength).</summary>
     public float[] Features { get; }
 
-    /// <summary>Zero-based class indices, one per row.</summary>
+    /// <summary>Zero-based class indices, one per row (classification).</summary>
     public int[] Labels { get; }
+
+    /// <summary>The label as a number, one per row: the class index, 0/1 for binary classification, the value for regression.</summary>
+    public float[] Targets { get; }
+
+    /// <summary>Sets row <paramref name="row"/>'s label from its number (the class index too, for classification).</summary>
+    public void SetLabel(int row, float target)
+    {
+        Targets[row] = target;
+        Labels[row] = target is >= 0 and <= int.MaxValue ? (int)target : 0;
+    }
 
     /// <summary>Values per row.</summary>
     public int FeatureLength { get; }

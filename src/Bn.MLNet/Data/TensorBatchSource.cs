@@ -15,6 +15,7 @@ internal sealed class TensorBatchSource : BatchSource
     private readonly float[]? _floatFeatures;
     private readonly byte[]? _byteFeatures;
     private readonly int[] _labels;
+    private readonly float[]? _targets;
 
     /// <summary>Wraps float rows (the arrays are kept, not copied).</summary>
     /// <param name="features">Row-major features, <paramref name="labels"/>.Length × <paramref name="featureLength"/> values.</param>
@@ -32,6 +33,26 @@ internal sealed class TensorBatchSource : BatchSource
         FeatureLength = featureLength;
         Seed = seed;
         ClassCount = CheckLabels(labels, classCount);
+    }
+
+    /// <summary>Wraps float rows with a numeric target per row (regression; the arrays are kept, not copied).</summary>
+    /// <param name="features">Row-major features, <paramref name="targets"/>.Length × <paramref name="featureLength"/> values.</param>
+    /// <param name="targets">The label of each row (finite).</param>
+    /// <param name="featureLength">Values per row.</param>
+    /// <param name="seed">Shuffling seed.</param>
+    public TensorBatchSource(float[] features, float[] targets, int featureLength, int seed = 0)
+    {
+        ArgumentNullException.ThrowIfNull(features);
+        ArgumentNullException.ThrowIfNull(targets);
+        CheckShape(features.LongLength, targets.Length, featureLength, nameof(features));
+        int bad = Array.FindIndex(targets, t => !float.IsFinite(t));
+        if (bad >= 0)
+            throw new ArgumentException($"Target of row {bad} is {targets[bad]}; targets must be finite.", nameof(targets));
+        _floatFeatures = features;
+        _targets = targets;
+        _labels = new int[targets.Length];
+        FeatureLength = featureLength;
+        Seed = seed;
     }
 
     /// <summary>Wraps byte rows such as raw pixels (kept, not copied; converted to float batch by batch).</summary>
@@ -121,7 +142,8 @@ internal sealed class TensorBatchSource : BatchSource
 
     /// <inheritdoc />
     internal override string Describe() =>
-        $"in-memory rows: {Count} × {FeatureLength} {(_byteFeatures is null ? "float" : "byte")} values, {ClassCount} classes, shuffling seed {Seed}";
+        $"in-memory rows: {Count} × {FeatureLength} {(_byteFeatures is null ? "float" : "byte")} values, " +
+        (_targets is null ? $"{ClassCount} classes" : "numeric targets") + $", shuffling seed {Seed}";
 
     /// <summary>Number of rows.</summary>
     public int Count => _labels.Length;
@@ -186,7 +208,7 @@ internal sealed class TensorBatchSource : BatchSource
                     }
                 }
 
-                batch.Labels[k] = _labels[row];
+                batch.SetLabel(k, _targets is null ? _labels[row] : _targets[row]);
             }
 
             batch.Count = count;

@@ -69,6 +69,104 @@ public static class BatchNormCnnCatalog
         return new BatchNormCnnEstimator(MLNetInternals.GetEnvironment(catalog), options);
     }
 
+    /// <summary>
+    /// A Batch-Normalized network for binary classification (<c>mlContext.BinaryClassification.Trainers</c>): Boolean
+    /// label; outputs Score (the logit), Probability (its sigmoid) and PredictedLabel (Boolean), what
+    /// <c>mlContext.BinaryClassification.Evaluate</c> reads. The network is <see cref="BatchNormCnnOptions.Network"/>'s
+    /// convolution stages or fully-connected layers with one output.
+    /// </summary>
+    /// <param name="catalog">The binary trainers catalog.</param>
+    /// <param name="labelColumnName">Boolean label column. Default "Label".</param>
+    /// <param name="featureColumnName">Feature column (vector of C×H×W, or 1×1×N tabular). Default "Features".</param>
+    /// <param name="epochs">Passes over the training data. Default 10.</param>
+    /// <param name="batchSize">Rows per mini-batch. Default 128.</param>
+    /// <param name="learningRate">Peak learning rate. Default 0.1.</param>
+    /// <param name="imageChannels">C. Default 1.</param>
+    /// <param name="imageHeight">H. Default 28.</param>
+    /// <param name="imageWidth">W. Default 28.</param>
+    /// <param name="seed">Seed; default null draws one from the MLContext.</param>
+    /// <param name="scoreColumnName">Output score (logit) column. Default "Score".</param>
+    /// <param name="probabilityColumnName">Output probability column. Default "Probability".</param>
+    /// <param name="predictedLabelColumnName">Output predicted-label column. Default "PredictedLabel".</param>
+    /// <exception cref="ArgumentException">An argument is out of range.</exception>
+    public static BatchNormCnnEstimator BatchNormCnn(
+        this BinaryClassificationCatalog.BinaryClassificationTrainers catalog,
+        string labelColumnName = BatchNormCnnOptions.DefaultLabelColumnName,
+        string featureColumnName = BatchNormCnnOptions.DefaultFeatureColumnName,
+        int epochs = Training.TrainerOptions.DefaultEpochs,
+        int batchSize = Training.TrainerOptions.DefaultBatchSize,
+        double learningRate = Training.TrainerOptions.DefaultLearningRate,
+        int imageChannels = Networks.NetworkArchitecture.DefaultInputChannels,
+        int imageHeight = Networks.NetworkArchitecture.DefaultInputSize,
+        int imageWidth = Networks.NetworkArchitecture.DefaultInputSize,
+        int? seed = null,
+        string scoreColumnName = BatchNormCnnOptions.DefaultScoreColumnName,
+        string probabilityColumnName = BatchNormCnnOptions.DefaultProbabilityColumnName,
+        string predictedLabelColumnName = BatchNormCnnOptions.DefaultPredictedLabelColumnName)
+    {
+        var options = Short(featureColumnName, labelColumnName, scoreColumnName, predictedLabelColumnName, epochs, batchSize, learningRate,
+            imageChannels, imageHeight, imageWidth, seed);
+        options.ProbabilityColumnName = probabilityColumnName;
+        return BatchNormCnn(catalog, options);
+    }
+
+    /// <summary>A Batch-Normalized network for binary classification with full settings (see the short overload for the columns).</summary>
+    /// <param name="catalog">The binary trainers catalog (<c>mlContext.BinaryClassification.Trainers</c>).</param>
+    /// <param name="options">Settings; copied and validated.</param>
+    /// <exception cref="ArgumentException">An option is out of range or contradicts another.</exception>
+    public static BatchNormCnnEstimator BatchNormCnn(this BinaryClassificationCatalog.BinaryClassificationTrainers catalog, BatchNormCnnOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(options);
+        return new BatchNormCnnEstimator(MLNetInternals.GetEnvironment(catalog), options, Networks.NetworkTask.BinaryClassification);
+    }
+
+    /// <summary>
+    /// A Batch-Normalized network for regression (<c>mlContext.Regression.Trainers</c>): Single label, standardized in
+    /// training and unscaled at the output; outputs Score (Single, in the label's units), what
+    /// <c>mlContext.Regression.Evaluate</c> reads. Squared-error loss by default, Huber with
+    /// <c>options.Trainer.RegressionLoss</c>. For tabular data declare the features 1×1×N (imageChannels 1, imageHeight 1,
+    /// imageWidth N) and use the options overload with empty <see cref="BatchNormCnnOptions.ConvStages"/>: each feature is
+    /// then standardized on its own.
+    /// </summary>
+    /// <param name="catalog">The regression trainers catalog.</param>
+    /// <param name="labelColumnName">Single label column. Default "Label".</param>
+    /// <param name="featureColumnName">Feature column (vector of C×H×W). Default "Features".</param>
+    /// <param name="epochs">Passes over the training data. Default 10.</param>
+    /// <param name="batchSize">Rows per mini-batch. Default 128.</param>
+    /// <param name="learningRate">Peak learning rate. Default 0.1.</param>
+    /// <param name="imageChannels">C. Default 1.</param>
+    /// <param name="imageHeight">H. Default 28.</param>
+    /// <param name="imageWidth">W. Default 28.</param>
+    /// <param name="seed">Seed; default null draws one from the MLContext.</param>
+    /// <param name="scoreColumnName">Output score column. Default "Score".</param>
+    /// <exception cref="ArgumentException">An argument is out of range.</exception>
+    public static BatchNormCnnEstimator BatchNormCnn(
+        this RegressionCatalog.RegressionTrainers catalog,
+        string labelColumnName = BatchNormCnnOptions.DefaultLabelColumnName,
+        string featureColumnName = BatchNormCnnOptions.DefaultFeatureColumnName,
+        int epochs = Training.TrainerOptions.DefaultEpochs,
+        int batchSize = Training.TrainerOptions.DefaultBatchSize,
+        double learningRate = Training.TrainerOptions.DefaultLearningRate,
+        int imageChannels = Networks.NetworkArchitecture.DefaultInputChannels,
+        int imageHeight = Networks.NetworkArchitecture.DefaultInputSize,
+        int imageWidth = Networks.NetworkArchitecture.DefaultInputSize,
+        int? seed = null,
+        string scoreColumnName = BatchNormCnnOptions.DefaultScoreColumnName) =>
+        BatchNormCnn(catalog, Short(featureColumnName, labelColumnName, scoreColumnName, BatchNormCnnOptions.DefaultPredictedLabelColumnName, epochs, batchSize,
+            learningRate, imageChannels, imageHeight, imageWidth, seed));
+
+    /// <summary>A Batch-Normalized network for regression with full settings (see the short overload).</summary>
+    /// <param name="catalog">The regression trainers catalog (<c>mlContext.Regression.Trainers</c>).</param>
+    /// <param name="options">Settings; copied and validated.</param>
+    /// <exception cref="ArgumentException">An option is out of range or contradicts another.</exception>
+    public static BatchNormCnnEstimator BatchNormCnn(this RegressionCatalog.RegressionTrainers catalog, BatchNormCnnOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(options);
+        return new BatchNormCnnEstimator(MLNetInternals.GetEnvironment(catalog), options, Networks.NetworkTask.Regression);
+    }
+
     /// <summary>A Batch-Normalized CNN estimator with full settings (the same as the multiclass trainers catalog's).</summary>
     /// <param name="catalog">The transforms catalog (<c>mlContext.Transforms</c>).</param>
     /// <param name="options">Settings; copied and validated.</param>

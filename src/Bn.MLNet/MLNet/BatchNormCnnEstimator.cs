@@ -47,22 +47,31 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
     private readonly IHostEnvironment _env;
     private readonly BatchNormCnnOptions _options;
 
-    internal BatchNormCnnEstimator(IHostEnvironment env, BatchNormCnnOptions options)
+    internal BatchNormCnnEstimator(IHostEnvironment env, BatchNormCnnOptions options, NetworkTask task = NetworkTask.MulticlassClassification)
     {
         ArgumentNullException.ThrowIfNull(env);
         ArgumentNullException.ThrowIfNull(options);
         _env = env;
         _options = options.Clone();
         _options.Validate();
+        Task = task;
+        if (_options.TestTimeFlipAveraging && task != NetworkTask.MulticlassClassification)
+        {
+            throw new ArgumentException(
+                $"BatchNormCnnOptions.TestTimeFlipAveraging averages class probabilities, for multiclass classification; this is {task}.", nameof(options));
+        }
     }
 
     /// <summary>A copy of the settings.</summary>
     public BatchNormCnnOptions Options => _options.Clone();
 
+    /// <summary>What the network learns, as the catalog chose: multiclass classification, binary classification or regression.</summary>
+    public NetworkTask Task { get; }
+
     /// <summary>Checks the input columns (feature: vector of Single/Byte/Double, not variable-size; label: key) and describes the output.</summary>
     /// <exception cref="ArgumentException">A column is missing or has the wrong type; the message names the column, its type and what was expected.</exception>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema) =>
-        BatchNormCnnSchema.GetOutputShape(inputSchema, ColumnSettings.From(_options));
+        BatchNormCnnSchema.GetOutputShape(inputSchema, ColumnSettings.From(_options, Task));
 
     /// <summary>Trains the network on <paramref name="input"/> (with <see cref="BatchNormCnnOptions.ValidationData"/> when it is set).</summary>
     /// <inheritdoc cref="Fit(IDataView, IDataView?)"/>
@@ -92,19 +101,19 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
         ArgumentNullException.ThrowIfNull(trainData);
         var o = _options;
         var validation = ValidationInput.Resolve(validationData, trainData, o);
-        var columns = ColumnSettings.From(o);
+        var columns = ColumnSettings.From(o, Task);
         var labels = CheckData(trainData, validation, columns);
 
         var host = _env.Register("BatchNormCnn");
         var trainerOptions = o.Trainer.Clone();
         int seed = trainerOptions.Seed ??= CheckpointStore.For(trainerOptions)?.LoadLatest()?.Progress.Seed ?? host.Rand.Next();
         var architecture = o.Network.Clone();
-        architecture.ClassCount = labels.Count;
+        (architecture.Task, architecture.ClassCount) = (Task, Math.Max(1, labels.Count));
         architecture.Validate();
         bool sameClasses = o.InitialModel is { } initial && InitialModel.Check(initial, architecture, labels.Names);
 
         using var ch = host.Start("Fit");
-        ch.Info(MessageSensitivity.None, "{0}", $"BatchNormCnn: training {architecture.ToJson()} on '{columns.FeatureColumnName}' ({columns.ShapeText}) → {labels.Count} classes; " +
+        ch.Info(MessageSensitivity.None, "{0}", $"BatchNormCnn: training {architecture.ToJson()} on '{columns.FeatureColumnName}' ({columns.ShapeText}) → {(Task == NetworkTask.MulticlassClassification ? $"{labels.Count} classes" : Task.ToString())}; " +
                 $"{o.Epochs} epochs, batch {o.BatchSize}, {o.Optimizer} lr {o.LearningRate} ({o.Schedule}), seed {seed}, inference {o.InferenceMode}.");
 
         using var threads = TorchThreadScope.Set(trainerOptions.Threads ?? Environment.ProcessorCount);
@@ -133,7 +142,7 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
     private TrainingHistory Train(BatchNormCnnNetwork network, DataViewBatchSource train, ValidationInput? validation, TrainerOptions trainerOptions, IChannel ch)
     {
         var o = _options;
-        var columns = ColumnSettings.From(o);
+        var columns = ColumnSettings.From(o, Task);
         var validationSource = validation is null
             ? null
             : new DataViewBatchSource(validation.Data, columns.FeatureColumnName, columns.LabelColumnName, columns.FeatureLength, o.ShuffleBufferSize, trainerOptions.Seed!.Value)
@@ -199,16 +208,16 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
         CheckHasRows(input, $"The training data (Fit's input, feature column '{columns.FeatureColumnName}', label column '{columns.LabelColumnName}') has no rows; " +
             "training needs at least 2. Check the file or collection it was loaded from and any filter before the estimator.", nameof(input));
         var labelColumn = BatchNormCnnSchema.CheckLabelColumn(input.Schema, columns, nameof(input));
-        var labels = ClassLabels.FromColumn(labelColumn);
+        var labels = ClassLabels.For(columns.Task, labelColumn);
         if (validation is { IsHoldOut: false })
         {
             BatchNormCnnSchema.CheckFeatureColumn(validation.Data.Schema, columns, validation.ParamName);
             CheckHasRows(validation.Data, $"{Capitalized(validation.Name)} has no rows; pass data with rows, or no validation data.", validation.ParamName);
             var vl = BatchNormCnnSchema.CheckLabelColumn(validation.Data.Schema, columns, validation.ParamName);
-            if (((KeyDataViewType)vl.Type).Count != (ulong)labels.Count)
+            if (vl.Type is KeyDataViewType validationKey && validationKey.Count != (ulong)labels.Count)
             {
                 throw new ArgumentException(
-                    $"The label column '{columns.LabelColumnName}' of {validation.Name} has {((KeyDataViewType)vl.Type).Count} classes; the training data has {labels.Count}. " +
+                    $"The label column '{columns.LabelColumnName}' of {validation.Name} has {validationKey.Count} classes; the training data has {labels.Count}. " +
                     "Fit one MapValueToKey on the training data and apply it to both.", validation.ParamName);
             }
         }

@@ -24,13 +24,20 @@ namespace Bn.MLNet;
 /// 3: the main block ends with a byte for test-time flip averaging (0 = off, 1 = on). Versions 1 and 2 (without it)
 /// load with the option off.
 /// </description></item>
+/// <item><description>
+/// 4: the tasks. The main block ends with the task (int32, <see cref="NetworkTask"/>) and the probability column's name;
+/// the architecture JSON gains <c>task</c> and <c>standardization</c> (per feature for tabular input, so the input mean
+/// and deviation hold one value per feature), and a regression network's state dict holds <c>target_mean</c> and
+/// <c>target_std</c>; the side stream's class labels are absent for regression. Versions 1 to 3 load as multiclass with
+/// per-channel standardization, as they were written.
+/// </description></item>
 /// </list>
 /// Any change of the layout below increments <see cref="FormatVersion"/>; a reader refuses versions above its own.
 /// </remarks>
 internal static class BatchNormCnnModelFormat
 {
     /// <summary>The payload format this code writes and the newest it reads.</summary>
-    public const int FormatVersion = 3;
+    public const int FormatVersion = 4;
 
     /// <summary>The oldest payload format this code reads.</summary>
     public const int MinFormatVersion = 1;
@@ -49,7 +56,7 @@ internal static class BatchNormCnnModelFormat
         // Binary format of the side stream "BatchNormCnn.bin" (all little-endian, strings as BinaryWriter strings):
         //   string   architecture JSON (NetworkArchitecture.ToJson; from version 2 with the Batch Renormalization fields)
         //   int32    C; float32[C] input mean; float32[C] input standard deviation
-        //   labels   ClassLabels.Write: int32 count; byte type code; count values
+        //   labels   ClassLabels.Write: int32 count; byte type code; count values (absent for regression, from version 4)
         //   string   training history JSON ("" when there is none)
         //   int32    tensor count; per tensor, in state-dict order:
         //              string name; byte dtype (1 = float32, 2 = int64); int32 rank; int64[rank] shape; values
@@ -62,7 +69,8 @@ internal static class BatchNormCnnModelFormat
                 w.Write(v);
             foreach (var v in c.InputStd)
                 w.Write(v);
-            c.Labels.Write(w);
+            if (c.Architecture.Task != NetworkTask.Regression)
+                c.Labels.Write(w);
             w.Write(c.History?.ToJson() ?? string.Empty);
             w.Write(c.Tensors.Count);
             foreach (var t in c.Tensors)
@@ -104,6 +112,7 @@ internal static class BatchNormCnnModelFormat
         //              int64   length of side stream "BatchNormCnn.bin"
         //              byte[32] SHA-256 of side stream "BatchNormCnn.bin"
         //              byte    test-time flip averaging (0 = off, 1 = on); from version 3
+        //              int32   task (NetworkTask); string probability column; from version 4
         //   byte[32] SHA-256 of the main block
         using var ms = new MemoryStream();
         using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true))
@@ -123,6 +132,11 @@ internal static class BatchNormCnnModelFormat
             w.Write(SHA256.HashData(network));
             if (formatVersion >= 3)
                 w.Write(c.TestTimeFlipAveraging);
+            if (formatVersion >= 4)
+            {
+                w.Write((int)s.Task);
+                w.Write(s.ProbabilityColumnName);
+            }
         }
 
         var main = ms.ToArray();
@@ -134,7 +148,7 @@ internal static class BatchNormCnnModelFormat
 
     /// <summary>The parsed main block.</summary>
     internal sealed record MainBlock(
-        ColumnSettings Columns, int InferenceBatchSize, BatchNormInferenceMode Mode, long NetworkLength, byte[] NetworkHash, bool TestTimeFlipAveraging);
+        ColumnSettings Columns, int InferenceBatchSize, BatchNormInferenceMode Mode, long NetworkLength, byte[] NetworkHash, bool TestTimeFlipAveraging, int Version);
 
     /// <summary>Reads and verifies the main block.</summary>
     /// <exception cref="InvalidDataException">Newer or unknown format, truncated, or checksum mismatch.</exception>
@@ -168,6 +182,10 @@ internal static class BatchNormCnnModelFormat
             long networkLength = r.ReadInt64();
             var networkHash = r.ReadBytes(32);
             bool flip = version >= 3 && ReadFlag(r);
+            if (version >= 4)
+                columns = columns with { Task = (NetworkTask)r.ReadInt32(), ProbabilityColumnName = r.ReadString() };
+            if (!Enum.IsDefined(columns.Task))
+                throw new InvalidDataException($"The BatchNormCnn model has unknown task {(int)columns.Task}.");
             if (networkHash.Length != 32 || r.BaseStream.Position != main.Length)
                 throw new InvalidDataException("The BatchNormCnn model's main block has an unexpected layout.");
             if (!Enum.IsDefined(mode))
@@ -178,7 +196,7 @@ internal static class BatchNormCnnModelFormat
                 throw new InvalidDataException($"The BatchNormCnn model's network length {networkLength} is invalid.");
             if (flip && columns.ImageWidth < 2)
                 throw new InvalidDataException($"The BatchNormCnn model enables test-time flip averaging for {columns.ImageChannels}×{columns.ImageHeight}×{columns.ImageWidth} input, which is not an image.");
-            return new MainBlock(columns, batch, mode, networkLength, networkHash, flip);
+            return new MainBlock(columns, batch, mode, networkLength, networkHash, flip, version);
         }
         catch (EndOfStreamException e)
         {
@@ -204,15 +222,19 @@ internal static class BatchNormCnnModelFormat
         {
             using var r = new BinaryReader(new MemoryStream(bytes), Encoding.UTF8);
             NetworkArchitecture arch = ReadArchitecture(r);
+            if (main.Version < 4 && arch.IsTabular)
+                arch.Standardization = StandardizationKind.PerChannel;   // as it was written: before version 4 always per channel
+            if (arch.Task != main.Columns.Task)
+                throw new InvalidDataException($"The BatchNormCnn model's network is for {arch.Task}, its columns for {main.Columns.Task}.");
             int c = r.ReadInt32();
-            if (c != arch.InputChannels)
-                throw new InvalidDataException($"The BatchNormCnn model stores {c} standardization channels for a {arch.InputChannels}-channel network.");
+            if (c != arch.StandardizationLength)
+                throw new InvalidDataException($"The BatchNormCnn model stores {c} standardization values for a network that needs {arch.StandardizationLength}.");
             var mean = ReadArray(r, c, r.ReadSingle);
             var std = ReadArray(r, c, r.ReadSingle);
             if (mean.Any(v => !float.IsFinite(v)) || std.Any(v => !(v > 0) || !float.IsFinite(v)))
                 throw new InvalidDataException("The BatchNormCnn model's input standardization has invalid values.");
-            var labels = ClassLabels.Read(r);
-            if (labels.Count != arch.ClassCount)
+            var labels = arch.Task == NetworkTask.Regression ? ClassLabels.None : ClassLabels.Read(r);
+            if (arch.Task != NetworkTask.Regression && labels.Count != arch.ClassCount)
                 throw new InvalidDataException($"The BatchNormCnn model has {labels.Count} class labels for {arch.ClassCount} network outputs.");
             TrainingHistory? history = ReadHistory(r);
             List<NamedTensor> tensors = ReadTensors(r, bytes.Length);

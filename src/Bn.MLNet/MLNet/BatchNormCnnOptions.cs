@@ -33,6 +33,9 @@ public sealed class BatchNormCnnOptions
     /// <summary>Default of <see cref="PredictedLabelColumnName"/>.</summary>
     internal const string DefaultPredictedLabelColumnName = "PredictedLabel";
 
+    /// <summary>Default of <see cref="ProbabilityColumnName"/>.</summary>
+    internal const string DefaultProbabilityColumnName = "Probability";
+
     /// <summary>Default of <see cref="ShuffleBufferSize"/>.</summary>
     internal const int DefaultShuffleBufferSize = 8192;
 
@@ -58,10 +61,20 @@ public sealed class BatchNormCnnOptions
     /// <summary>The label column: a key type (use <c>MapValueToKey</c> first). Default "Label".</summary>
     public string LabelColumnName { get; set; } = DefaultLabelColumnName;
 
-    /// <summary>The output column of softmax class probabilities (vector of Single). Default "Score".</summary>
+    /// <summary>
+    /// The output column of scores: the softmax class probabilities (vector of Single) for multiclass classification, the
+    /// raw logit (Single) for binary classification, the prediction in the label's units (Single) for regression.
+    /// Default "Score".
+    /// </summary>
     public string ScoreColumnName { get; set; } = DefaultScoreColumnName;
 
-    /// <summary>The output column of the predicted class (the label's key type). Default "PredictedLabel".</summary>
+    /// <summary>Binary classification: the output column of the positive class's probability, the sigmoid of the score (Single). Default "Probability".</summary>
+    public string ProbabilityColumnName { get; set; } = DefaultProbabilityColumnName;
+
+    /// <summary>
+    /// The output column of the predicted class: the label's key type (multiclass), Boolean (binary; Score &gt; 0); none
+    /// for regression. Default "PredictedLabel".
+    /// </summary>
     public string PredictedLabelColumnName { get; set; } = DefaultPredictedLabelColumnName;
 
     /// <summary>
@@ -303,8 +316,9 @@ public sealed class BatchNormCnnOptions
         Require(!string.IsNullOrWhiteSpace(LabelColumnName), nameof(LabelColumnName), "must be a column name");
         Require(!string.IsNullOrWhiteSpace(ScoreColumnName), nameof(ScoreColumnName), "must be a column name");
         Require(!string.IsNullOrWhiteSpace(PredictedLabelColumnName), nameof(PredictedLabelColumnName), "must be a column name");
+        Require(!string.IsNullOrWhiteSpace(ProbabilityColumnName), nameof(ProbabilityColumnName), "must be a column name");
         Require(EmbeddingColumnName is null || !string.IsNullOrWhiteSpace(EmbeddingColumnName), nameof(EmbeddingColumnName), "must be null or a column name");
-        var outputs = new[] { ScoreColumnName, PredictedLabelColumnName, EmbeddingColumnName }.Where(n => n is not null).ToList();
+        var outputs = new[] { ScoreColumnName, ProbabilityColumnName, PredictedLabelColumnName, EmbeddingColumnName }.Where(n => n is not null).ToList();
         Require(outputs.Distinct(StringComparer.Ordinal).Count() == outputs.Count, nameof(ScoreColumnName),
             $"the output columns ({string.Join(", ", outputs)}) must have distinct names");
     }

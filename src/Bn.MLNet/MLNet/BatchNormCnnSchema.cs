@@ -10,11 +10,6 @@ namespace Bn.MLNet;
 /// </summary>
 internal static class BatchNormCnnSchema
 {
-    internal const string SlotNamesAnnotation = "SlotNames";
-    internal const string KeyValuesAnnotation = "KeyValues";
-    internal const string ScoreColumnKindAnnotation = "ScoreColumnKind";
-    internal const string ScoreValueKindAnnotation = "ScoreValueKind";
-
     /// <summary>Whether <paramref name="type"/> is an item type we accept for features.</summary>
     internal static bool IsFeatureItemType(DataViewType type) =>
         type == NumberDataViewType.Single || type == NumberDataViewType.Byte || type == NumberDataViewType.Double;
@@ -85,22 +80,16 @@ internal static class BatchNormCnnSchema
     private static string DimensionsText(VectorDataViewType vector) =>
         vector.Dimensions.Length > 1 ? $" (dimensions {string.Join("×", vector.Dimensions)})" : string.Empty;
 
-    /// <summary>Validates the label column of a concrete schema and returns it.</summary>
-    /// <exception cref="ArgumentException">Missing or not a key; the message suggests <c>MapValueToKey</c>.</exception>
+    /// <summary>Validates the label column of a concrete schema for the task and returns it.</summary>
+    /// <exception cref="ArgumentException">Missing, of another type than the task needs, or a key outside the class-count rule; the message says how to convert it.</exception>
     internal static DataViewSchema.Column CheckLabelColumn(DataViewSchema schema, ColumnSettings s, string paramName = "inputSchema")
     {
+        string expected = TaskSchema.ExpectedLabel(s.Task, s.LabelColumnName);
         var col = schema.GetColumnOrNull(s.LabelColumnName)
-            ?? throw new ArgumentException(
-                $"Label column '{s.LabelColumnName}' was not found in the input (columns: {ColumnList(schema)}); expected a key type " +
-                $"(convert the label with mlContext.Transforms.Conversion.MapValueToKey(\"{s.LabelColumnName}\")).", paramName);
-        if (col.Type is not KeyDataViewType key)
-        {
-            throw new ArgumentException(
-                $"Label column '{s.LabelColumnName}' has type {col.Type}; expected a key type. Convert it first with " +
-                $"mlContext.Transforms.Conversion.MapValueToKey(\"{s.LabelColumnName}\").", paramName);
-        }
-
-        if (!ClassCountRule.IsValid(key.Count))
+            ?? throw new ArgumentException($"Label column '{s.LabelColumnName}' was not found in the input (columns: {ColumnList(schema)}); expected {expected}.", paramName);
+        if (!TaskSchema.LabelFits(col.Type, s.Task))
+            throw new ArgumentException($"Label column '{s.LabelColumnName}' has type {col.Type}; {Task(s)} expects {expected}.", paramName);
+        if (col.Type is KeyDataViewType key && !ClassCountRule.IsValid(key.Count))
         {
             throw new ArgumentException(
                 $"Label column '{s.LabelColumnName}' is a key with {key.Count} values; expected {ClassCountRule.RangeText} classes.", paramName);
@@ -108,6 +97,13 @@ internal static class BatchNormCnnSchema
 
         return col;
     }
+
+    private static string Task(ColumnSettings s) => s.Task switch
+    {
+        Networks.NetworkTask.BinaryClassification => "binary classification",
+        Networks.NetworkTask.Regression => "regression",
+        _ => "multiclass classification",
+    };
 
     /// <summary>Estimator-side validation on a <see cref="SchemaShape"/> (vector lengths are not known there).</summary>
     internal static SchemaShape GetOutputShape(SchemaShape input, ColumnSettings s)
@@ -134,69 +130,24 @@ internal static class BatchNormCnnSchema
                 $"of length {s.ShapeText}.", nameof(input));
         }
 
+        string expected = TaskSchema.ExpectedLabel(s.Task, s.LabelColumnName);
         if (Find(input, s.LabelColumnName) is not { } label)
-        {
-            throw new ArgumentException(
-                $"Label column '{s.LabelColumnName}' was not found in the input; expected a key type (convert the label with " +
-                $"mlContext.Transforms.Conversion.MapValueToKey(\"{s.LabelColumnName}\")).", nameof(input));
-        }
+            throw new ArgumentException($"Label column '{s.LabelColumnName}' was not found in the input; expected {expected}.", nameof(input));
+        if (!TaskSchema.LabelFits(label, s.Task))
+            throw new ArgumentException($"Label column '{s.LabelColumnName}' has type {Describe(label)}; {Task(s)} expects {expected}.", nameof(input));
 
-        if (!label.IsKey || label.Kind != SchemaShape.Column.VectorKind.Scalar)
-        {
-            throw new ArgumentException(
-                $"Label column '{s.LabelColumnName}' has type {Describe(label)}; expected a key type. Convert it first with " +
-                $"mlContext.Transforms.Conversion.MapValueToKey(\"{s.LabelColumnName}\").", nameof(input));
-        }
-
-        var keyValues = label.Annotations is null ? null : Find(label.Annotations, KeyValuesAnnotation);
-        bool hasKeyValues = keyValues is not null;
+        var keyValues = label.Annotations is null ? null : Find(label.Annotations, TaskSchema.KeyValuesAnnotation);
         var columns = input.ToDictionary(c => c.Name);
-        var scoreAnnotations = new List<SchemaShape.Column>
-        {
-            MLNetInternals.NewSchemaShapeColumn(ScoreColumnKindAnnotation, SchemaShape.Column.VectorKind.Scalar, TextDataViewType.Instance, false),
-            MLNetInternals.NewSchemaShapeColumn(ScoreValueKindAnnotation, SchemaShape.Column.VectorKind.Scalar, TextDataViewType.Instance, false),
-        };
-        if (hasKeyValues)
-            scoreAnnotations.Add(MLNetInternals.NewSchemaShapeColumn(SlotNamesAnnotation, SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance, false));
-        columns[s.ScoreColumnName] = MLNetInternals.NewSchemaShapeColumn(
-            s.ScoreColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false, new SchemaShape(scoreAnnotations));
-        columns[s.PredictedLabelColumnName] = MLNetInternals.NewSchemaShapeColumn(
-            s.PredictedLabelColumnName, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.UInt32, true,
-            keyValues is { } kv ? new SchemaShape([kv]) : null);
-        if (s.EmbeddingColumnName is not null)
-        {
-            columns[s.EmbeddingColumnName] = MLNetInternals.NewSchemaShapeColumn(
-                s.EmbeddingColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false);
-        }
-
+        TaskSchema.AddOutputShapes(columns, s, keyValues);
         return new SchemaShape(columns.Values);
     }
 
-    /// <summary>The transformer's output schema: every input column, then Score, PredictedLabel and optionally the embedding.</summary>
+    /// <summary>The transformer's output schema: every input column, then the task's output columns (<see cref="TaskSchema"/>) and optionally the embedding.</summary>
     internal static DataViewSchema BuildOutputSchema(DataViewSchema input, ColumnSettings s, ClassLabels labels, int embeddingSize)
     {
         var b = new DataViewSchema.Builder();
         b.AddColumns(input);
-
-        int classes = labels.Count;
-        var score = new DataViewSchema.Annotations.Builder();
-        score.Add(ScoreColumnKindAnnotation, TextDataViewType.Instance, (ref ReadOnlyMemory<char> v) => v = "MulticlassClassification".AsMemory());
-        score.Add(ScoreValueKindAnnotation, TextDataViewType.Instance, (ref ReadOnlyMemory<char> v) => v = "Score".AsMemory());
-        if (labels.HasValues)
-        {
-            var names = labels.Names.Select(n => n.AsMemory()).ToArray();
-            score.Add(SlotNamesAnnotation, new VectorDataViewType(TextDataViewType.Instance, classes),
-                (ref VBuffer<ReadOnlyMemory<char>> v) => new VBuffer<ReadOnlyMemory<char>>(names.Length, names).CopyTo(ref v));
-        }
-
-        b.AddColumn(s.ScoreColumnName, new VectorDataViewType(NumberDataViewType.Single, classes), score.ToAnnotations());
-
-        var predicted = new DataViewSchema.Annotations.Builder();
-        labels.AddKeyValues(predicted);
-        b.AddColumn(s.PredictedLabelColumnName, new KeyDataViewType(typeof(uint), classes), predicted.ToAnnotations());
-
-        if (s.EmbeddingColumnName is not null)
-            b.AddColumn(s.EmbeddingColumnName, new VectorDataViewType(NumberDataViewType.Single, embeddingSize));
+        TaskSchema.AddOutputs(b, s, labels, embeddingSize);
         return b.ToSchema();
     }
 

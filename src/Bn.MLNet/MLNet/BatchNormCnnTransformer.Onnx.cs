@@ -31,19 +31,22 @@ public sealed partial class BatchNormCnnTransformer
     /// <see cref="BatchNormInferenceMode.Folded"/> the batch normalization is already folded into the Conv) or group/layer
     /// normalization as Reshape/ReduceMean/Sub/Mul/Add/Sqrt/Div → Relu/Sigmoid/Tanh; MaxPool 2×2 after a pooled stage.
     /// Then Flatten and, for each hidden layer, Gemm → normalization → activation (dropout is the identity at inference).</description></item>
-    /// <item><description>Output <see cref="ScoreColumnName"/>: float32 [N, K], Softmax of the logits: the same probabilities
-    /// as <see cref="Transform"/>'s score column.</description></item>
+    /// <item><description>Output <see cref="ScoreColumnName"/>: multiclass: float32 [N, K], Softmax of the logits, the same
+    /// probabilities as <see cref="Transform"/>'s score column; binary: float32 [N], the logit, with outputs
+    /// <see cref="ProbabilityColumnName"/> (float32 [N], its Sigmoid) and <see cref="PredictedLabelColumnName"/> (bool [N],
+    /// score &gt; 0); regression: float32 [N], the prediction in the label's units. Tabular networks standardize each
+    /// feature before the reshape.</description></item>
     /// <item><description>With <see cref="TestTimeFlipAveraging"/>: after the standardization, Slice (step −1 on the width
     /// axis) mirrors the images and Concat stacks images and mirrors (2N rows) for one pass through the layers; the score is
     /// ReduceMean of the two halves' Softmax, the embedding the first half's, and the predicted index the ArgMax of the
     /// averaged score, as in <see cref="Transform"/>.</description></item>
     /// <item><description>Output <see cref="EmbeddingColumnName"/> (only when set): float32 [N, E], the last hidden layer's
     /// activations.</description></item>
-    /// <item><description>Output <see cref="OnnxPredictedIndexName"/>: int64 [N], ArgMax of the logits, the 0-based index into
+    /// <item><description>Multiclass: output <see cref="OnnxPredictedIndexName"/>: int64 [N], ArgMax of the logits, the 0-based index into
     /// <see cref="ClassNames"/> (ML.NET's PredictedLabel key is this index + 1).</description></item>
     /// <item><description>metadata_props: <c>bn.mlnet.class_names</c> (JSON array of <see cref="ClassNames"/>),
     /// <c>bn.mlnet.architecture</c> (the <see cref="Networks.NetworkArchitecture"/> JSON), <c>bn.mlnet.inference_mode</c>,
-    /// <c>bn.mlnet.input_shape</c> ("C,H,W"), <c>bn.mlnet.test_time_flip_averaging</c> ("true" or "false") and the column names (<c>bn.mlnet.feature_column</c>,
+    /// <c>bn.mlnet.input_shape</c> ("C,H,W"), <c>bn.mlnet.test_time_flip_averaging</c> ("true" or "false"), <c>bn.mlnet.task</c> and the column names (<c>bn.mlnet.feature_column</c>,
     /// <c>bn.mlnet.score_column</c>, <c>bn.mlnet.embedding_column</c>, <c>bn.mlnet.predicted_index_column</c>).</description></item>
     /// </list>
     /// <para>The stream receives the whole model in one write once it is complete; it is left open.</para>
@@ -122,7 +125,9 @@ public sealed partial class BatchNormCnnTransformer
             metadata.Add(new("bn.mlnet.embedding_column", EmbeddingColumnName));
         }
 
-        var settings = new OnnxExportSettings(FeatureColumnName, ScoreColumnName, EmbeddingColumnName, OnnxPredictedIndexName, metadata, TestTimeFlipAveraging);
+        metadata.Add(new("bn.mlnet.task", Architecture.Task.ToString()));
+        var settings = new OnnxExportSettings(FeatureColumnName, ScoreColumnName, EmbeddingColumnName, OnnxPredictedIndexName, metadata, TestTimeFlipAveraging,
+            Architecture.Task, _columns.ProbabilityColumnName, PredictedLabelColumnName);
         return NetworkOnnxExporter.Export(_scoringNetwork, settings);
     }
 

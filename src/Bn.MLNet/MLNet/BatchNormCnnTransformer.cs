@@ -54,7 +54,11 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
         bool testTimeFlipAveraging)
     {
         if (testTimeFlipAveraging)
+        {
             FlipAveraging.RequireImage(columns.ImageChannels, columns.ImageHeight, columns.ImageWidth, "BatchNormCnnOptions." + nameof(BatchNormCnnOptions.TestTimeFlipAveraging));
+            if (network.Architecture.Task != NetworkTask.MulticlassClassification)
+                throw new ArgumentException($"BatchNormCnnOptions.TestTimeFlipAveraging averages class probabilities, for multiclass classification; this model is {network.Architecture.Task}.");
+        }
         _columns = columns;
         _labels = labels;
         _network = network;
@@ -128,8 +132,11 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
     /// <summary>The label column the model was trained on.</summary>
     public string LabelColumnName => _columns.LabelColumnName;
 
-    /// <summary>The probabilities column written.</summary>
+    /// <summary>The score column written (class probabilities, the binary logit, or the regression prediction).</summary>
     public string ScoreColumnName => _columns.ScoreColumnName;
+
+    /// <summary>Binary classification: the probability column written (null for the other tasks).</summary>
+    public string? ProbabilityColumnName => _columns.Task == NetworkTask.BinaryClassification ? _columns.ProbabilityColumnName : null;
 
     /// <summary>The predicted-label column written.</summary>
     public string PredictedLabelColumnName => _columns.PredictedLabelColumnName;
@@ -242,7 +249,8 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
     /// </summary>
     /// <param name="mlContext">The context the transformer is used with (ML.NET's convention for creating components).</param>
     /// <param name="network">The trained network; its architecture gives the image shape and the class count.</param>
-    /// <param name="classNames">One name per class, in class order: the key values of <c>PredictedLabel</c> and the slot names of <c>Score</c>.</param>
+    /// <param name="classNames">Multiclass: one name per class, in class order, the key values of <c>PredictedLabel</c> and the slot names
+    /// of <c>Score</c>. Binary classification: empty (the classes are false and true). Regression: empty.</param>
     /// <param name="options">Column names, <see cref="BatchNormCnnOptions.InferenceMode"/>,
     /// <see cref="BatchNormCnnOptions.InferenceBatchSize"/> and <see cref="BatchNormCnnOptions.TestTimeFlipAveraging"/> (its image shape and training settings are not used). Default: the defaults.</param>
     /// <param name="history">What happened during training, saved with the model. Default null.</param>
@@ -255,8 +263,7 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(classNames);
         var architecture = network.Architecture;
-        if (classNames.Count != architecture.ClassCount)
-            throw new ArgumentException($"{classNames.Count} class names were given for a network with {architecture.ClassCount} classes.", nameof(classNames));
+        ClassLabels labels = LabelsFor(architecture, classNames);
         var o = options?.Clone() ?? new BatchNormCnnOptions();
         o.Network = architecture;
         o.Trainer = new TrainerOptions();   // the network is trained: training settings do not apply
@@ -270,14 +277,33 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
         var copy = CopyOf(network);
         try
         {
-            return new BatchNormCnnTransformer(ColumnSettings.From(o),
-                ClassLabels.FromNames(classNames), copy, history, o.InferenceMode, o.InferenceBatchSize, o.TestTimeFlipAveraging);
+            return new BatchNormCnnTransformer(ColumnSettings.From(o, architecture.Task),
+                labels, copy, history, o.InferenceMode, o.InferenceBatchSize, o.TestTimeFlipAveraging);
         }
         catch
         {
             copy.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The classes of a network for <see cref="FromNetwork"/>.</summary>
+    private static ClassLabels LabelsFor(NetworkArchitecture architecture, IReadOnlyList<string> classNames)
+    {
+        int expected = architecture.Task == NetworkTask.MulticlassClassification ? architecture.ClassCount : 0;
+        if (classNames.Count != expected)
+        {
+            throw new ArgumentException(
+                $"{classNames.Count} class names were given for a {architecture.Task} network, which needs {expected}" +
+                (expected == 0 ? " (its classes are not named)." : "."), nameof(classNames));
+        }
+
+        return architecture.Task switch
+        {
+            NetworkTask.BinaryClassification => ClassLabels.Binary,
+            NetworkTask.Regression => ClassLabels.None,
+            _ => ClassLabels.FromNames(classNames),
+        };
     }
 
     /// <summary>

@@ -55,7 +55,7 @@ internal sealed class ClassLabels
     {
         var key = (KeyDataViewType)label.Type;
         int count = checked((int)key.Count);
-        var kvColumn = label.Annotations.Schema.GetColumnOrNull(BatchNormCnnSchema.KeyValuesAnnotation);
+        var kvColumn = label.Annotations.Schema.GetColumnOrNull(TaskSchema.KeyValuesAnnotation);
         if (kvColumn is null || kvColumn.Value.Type is not VectorDataViewType { ItemType: PrimitiveDataViewType item } kvType)
             return new ClassLabels(count, 0, null, Enumerable.Range(0, count).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToArray());
         var kind = Kinds.FirstOrDefault(k => k.Type.Equals(item));
@@ -72,10 +72,24 @@ internal sealed class ClassLabels
     /// <summary>Text key values (class names), in class order.</summary>
     public static ClassLabels FromNames(IReadOnlyList<string> names) => Create(names.Count, 1, names.ToArray());
 
+    /// <summary>The classes of a task: a multiclass label's keys, False and True for binary classification, none for regression.</summary>
+    public static ClassLabels For(Networks.NetworkTask task, DataViewSchema.Column label) => task switch
+    {
+        Networks.NetworkTask.BinaryClassification => Binary,
+        Networks.NetworkTask.Regression => None,
+        _ => FromColumn(label),
+    };
+
+    /// <summary>Binary classification's two classes: "False" (0) and "True" (1), without key values.</summary>
+    public static ClassLabels Binary { get; } = new(2, 0, null, ["False", "True"]);
+
+    /// <summary>Regression's: no classes.</summary>
+    public static ClassLabels None { get; } = new(0, 0, null, []);
+
     private static T[] ReadKeyValues<T>(DataViewSchema.Column label, int count)
     {
         VBuffer<T> buffer = default;
-        label.Annotations.GetValue(BatchNormCnnSchema.KeyValuesAnnotation, ref buffer);
+        label.Annotations.GetValue(TaskSchema.KeyValuesAnnotation, ref buffer);
         var dense = buffer.DenseValues().ToArray();
         if (dense.Length != count)
             throw new ArgumentException($"Label column '{label.Name}' has {dense.Length} key values for a key of {count} values.");
@@ -103,7 +117,7 @@ internal sealed class ClassLabels
     }
 
     private static void AddTyped<T>(DataViewSchema.Annotations.Builder builder, PrimitiveDataViewType type, T[] values) =>
-        builder.Add(BatchNormCnnSchema.KeyValuesAnnotation, new VectorDataViewType(type, values.Length),
+        builder.Add(TaskSchema.KeyValuesAnnotation, new VectorDataViewType(type, values.Length),
             (ref VBuffer<T> v) => new VBuffer<T>(values.Length, values).CopyTo(ref v));
 
     // Binary format: int32 count; byte code (0 = no key values); then count values of that type

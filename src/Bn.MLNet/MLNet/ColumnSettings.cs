@@ -1,6 +1,8 @@
+using Bn.MLNet.Networks;
+
 namespace Bn.MLNet;
 
-/// <summary>Column settings shared by the estimator, the transformer and the saved model.</summary>
+/// <summary>Column settings shared by the estimator, the transformer and the saved model, and the task that decides the output columns.</summary>
 internal sealed record ColumnSettings(
     string FeatureColumnName,
     string LabelColumnName,
@@ -9,13 +11,15 @@ internal sealed record ColumnSettings(
     string? EmbeddingColumnName,
     int ImageChannels,
     int ImageHeight,
-    int ImageWidth)
+    int ImageWidth,
+    NetworkTask Task = NetworkTask.MulticlassClassification,
+    string ProbabilityColumnName = BatchNormCnnOptions.DefaultProbabilityColumnName)
 {
     public int FeatureLength => ImageChannels * ImageHeight * ImageWidth;
 
-    public static ColumnSettings From(BatchNormCnnOptions o) => new(
+    public static ColumnSettings From(BatchNormCnnOptions o, NetworkTask task) => new(
         o.FeatureColumnName, o.LabelColumnName, o.ScoreColumnName, o.PredictedLabelColumnName, o.EmbeddingColumnName,
-        o.ImageChannels, o.ImageHeight, o.ImageWidth);
+        o.ImageChannels, o.ImageHeight, o.ImageWidth, task, o.ProbabilityColumnName);
 
     public string ShapeText => $"{ImageChannels}×{ImageHeight}×{ImageWidth} = {FeatureLength}";
 }

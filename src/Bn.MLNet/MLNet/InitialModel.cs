@@ -7,9 +7,9 @@ namespace Bn.MLNet;
 
 /// <summary>
 /// <see cref="BatchNormCnnOptions.InitialModel"/>: training that starts from a trained model. The model must have the
-/// same input shape and body (everything of its architecture but the class count); with the same classes the whole
-/// network carries over and training continues, with other classes the body does and a new output layer (initialized
-/// from the seed) is trained. The model's input standardization is kept, since its weights expect it.
+/// same input shape and body (everything of its architecture but the task and the class count); with the same task and
+/// classes the whole network carries over and training continues, otherwise the body does and a new output layer
+/// (initialized from the seed) is trained. The model's input standardization is kept, since its weights expect it.
 /// </summary>
 internal static class InitialModel
 {
@@ -19,7 +19,7 @@ internal static class InitialModel
     public static bool Check(BatchNormCnnTransformer model, NetworkArchitecture architecture, IReadOnlyList<string> classNames)
     {
         NetworkArchitecture theirs = model.Architecture, ours = architecture.Clone();
-        (ours.ClassCount, ours.BFloat16Convolutions) = (theirs.ClassCount, theirs.BFloat16Convolutions);
+        (ours.ClassCount, ours.BFloat16Convolutions, ours.Task) = (theirs.ClassCount, theirs.BFloat16Convolutions, theirs.Task);
         if (JsonDifference.First(theirs.ToJson(), ours.ToJson()) is { } d)
         {
             throw new ArgumentException(
@@ -29,7 +29,7 @@ internal static class InitialModel
                 nameof(BatchNormCnnOptions.InitialModel));
         }
 
-        return model.ClassNames.SequenceEqual(classNames);
+        return model.Architecture.Task == architecture.Task && (architecture.Task == NetworkTask.Regression || model.ClassNames.SequenceEqual(classNames));
     }
 
     /// <summary>
@@ -43,8 +43,9 @@ internal static class InitialModel
         using var noGrad = torch.no_grad();
         foreach (var (name, value) in source.state_dict())
         {
-            if (sameClasses || !name.StartsWith("logits.", StringComparison.Ordinal))
-                target[name].copy_(value);
+            bool head = name.StartsWith("logits.", StringComparison.Ordinal) || name.StartsWith("target_", StringComparison.Ordinal);
+            if ((sameClasses || !head) && target.TryGetValue(name, out var destination))
+                destination.copy_(value);
         }
     }
 

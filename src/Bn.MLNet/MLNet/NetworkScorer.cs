@@ -22,21 +22,33 @@ internal sealed class NetworkScorer
     {
         _network = network;
         _flipAveraging = flipAveraging;
+        Task = network.Architecture.Task;
         FeatureLength = featureLength;
         ClassCount = classCount;
         EmbeddingSize = network.EmbeddingSize;
+        ScoreWidth = Task switch
+        {
+            NetworkTask.BinaryClassification => 2,
+            NetworkTask.Regression => 1,
+            _ => classCount,
+        };
     }
+
+    public NetworkTask Task { get; }
 
     public int FeatureLength { get; }
 
     public int ClassCount { get; }
 
+    /// <summary>Values per row in the scores buffer: the class probabilities (multiclass), the logit and its probability (binary), the prediction (regression).</summary>
+    public int ScoreWidth { get; }
+
     public int EmbeddingSize { get; }
 
     public void MarkDisposed() => _disposed = true;
 
-    /// <summary>Scores <paramref name="rows"/> rows of <paramref name="features"/> (row-major).</summary>
-    public void Score(float[] features, int rows, float[]? probabilities, float[]? embedding)
+    /// <summary>Scores <paramref name="rows"/> rows of <paramref name="features"/> (row-major) into <paramref name="scores"/> (<see cref="ScoreWidth"/> per row) and the embedding.</summary>
+    public void Score(float[] features, int rows, float[]? scores, float[]? embedding)
     {
         ObjectDisposedException.ThrowIf(_disposed, typeof(BatchNormCnnTransformer));
         if (rows <= 0)
@@ -45,19 +57,16 @@ internal sealed class NetworkScorer
         using var noGrad = torch.no_grad();
         Tensor x = torch.tensor(features.AsMemory(0, rows * FeatureLength), [rows, (long)FeatureLength]).to(_network.Device);
         // Flip averaging scores the rows and their mirrors (2N rows) in the same pass; the embedding alone needs no mirrors.
-        Tensor input = _flipAveraging && probabilities is not null ? FlipAveraging.WithMirrors(x, _network.Architecture) : x;
+        Tensor input = _flipAveraging && scores is not null ? FlipAveraging.WithMirrors(x, _network.Architecture) : x;
         // One pass through the network when both outputs are wanted.
-        var (logits, embedded) = (probabilities, embedding) switch
+        var (output, embedded) = (scores, embedding) switch
         {
             (not null, not null) => _network.EvalOutputAndEmbedding(input),
             (not null, null) => (_network.forward(input), null),
             _ => ((Tensor?)null, _network.Embed(input)),
         };
-        if (probabilities is not null)
-        {
-            Tensor p = _flipAveraging ? FlipAveraging.AverageProbabilities(logits!) : torch.nn.functional.softmax(logits!, 1);
-            p.cpu().data<float>().CopyTo(probabilities.AsSpan(0, rows * ClassCount), 0, 0);
-        }
+        if (scores is not null)
+            Scores(output!).cpu().data<float>().CopyTo(scores.AsSpan(0, rows * ScoreWidth), 0, 0);
 
         if (embedding is not null)
         {
@@ -67,13 +76,21 @@ internal sealed class NetworkScorer
         }
     }
 
-    /// <summary>
-    /// Index of the largest probability of row <paramref name="row"/>, as a 1-based key; the missing key 0 when the row's
-    /// scores are NaN (a NaN or infinite input value), as ML.NET's own scorers do.
-    /// </summary>
-    public uint PredictedKey(float[] probabilities, int row)
+    /// <summary>The scores of the network's output, <see cref="ScoreWidth"/> per row.</summary>
+    private Tensor Scores(Tensor output) => Task switch
     {
-        var span = probabilities.AsSpan(row * ClassCount, ClassCount);
+        NetworkTask.BinaryClassification => torch.cat([output, torch.sigmoid(output)], 1),
+        NetworkTask.Regression => output,
+        _ => _flipAveraging ? FlipAveraging.AverageProbabilities(output) : torch.nn.functional.softmax(output, 1),
+    };
+
+    /// <summary>
+    /// Multiclass: index of the largest probability of row <paramref name="row"/>, as a 1-based key; the missing key 0
+    /// when the row's scores are NaN (a NaN or infinite input value), as ML.NET's own scorers do.
+    /// </summary>
+    public uint PredictedKey(float[] scores, int row)
+    {
+        var span = scores.AsSpan(row * ClassCount, ClassCount);
         if (float.IsNaN(span[0]))
             return 0;
         int best = 0;
@@ -87,4 +104,7 @@ internal sealed class NetworkScorer
 
         return (uint)best + 1;
     }
+
+    /// <summary>Binary: whether row <paramref name="row"/>'s score is positive (probability above ½).</summary>
+    public bool PredictedTrue(float[] scores, int row) => scores[row * ScoreWidth] > 0;
 }

@@ -14,9 +14,11 @@ internal sealed class ScoringBinding
         BatchSize = inferenceBatchSize;
         FeatureColumn = BatchNormCnnSchema.CheckFeatureColumn(input, settings);
         OutputSchema = BatchNormCnnSchema.BuildOutputSchema(input, settings, labels, scorer.EmbeddingSize);
-        ScoreIndex = input.Count;
-        PredictedIndex = input.Count + 1;
-        EmbeddingIndex = settings.EmbeddingColumnName is null ? -1 : input.Count + 2;
+        var (score, probability, predicted, embedding) = TaskSchema.Offsets(settings);
+        ScoreIndex = input.Count + score;
+        ProbabilityIndex = probability < 0 ? -1 : input.Count + probability;
+        PredictedIndex = predicted < 0 ? -1 : input.Count + predicted;
+        EmbeddingIndex = embedding < 0 ? -1 : input.Count + embedding;
     }
 
     public DataViewSchema InputSchema { get; }
@@ -33,6 +35,8 @@ internal sealed class ScoringBinding
 
     public int ScoreIndex { get; }
 
+    public int ProbabilityIndex { get; }
+
     public int PredictedIndex { get; }
 
     public int EmbeddingIndex { get; }
@@ -41,20 +45,20 @@ internal sealed class ScoringBinding
     /// The input columns one pass reads: the requested pass-through <paramref name="inputs"/>, plus the feature column
     /// when an output computed from it is requested. Returns a new list.
     /// </summary>
-    public List<DataViewSchema.Column> ColumnsToRead(IReadOnlyList<DataViewSchema.Column> inputs, bool probabilities, bool embedding)
+    public List<DataViewSchema.Column> ColumnsToRead(IReadOnlyList<DataViewSchema.Column> inputs, bool scores, bool embedding)
     {
         var read = new List<DataViewSchema.Column>(inputs);
-        if ((probabilities || embedding) && !read.Any(c => c.Index == FeatureColumn.Index))
+        if ((scores || embedding) && !read.Any(c => c.Index == FeatureColumn.Index))
             read.Add(FeatureColumn);
         return read;
     }
 
-    /// <summary>Splits requested output columns into pass-through input columns and the computed outputs.</summary>
-    public (List<DataViewSchema.Column> Inputs, bool Probabilities, bool Embedding, bool[] Active) Split(IEnumerable<DataViewSchema.Column> columns)
+    /// <summary>Splits requested output columns into pass-through input columns and the computed outputs (the scores, the embedding).</summary>
+    public (List<DataViewSchema.Column> Inputs, bool Scores, bool Embedding, bool[] Active) Split(IEnumerable<DataViewSchema.Column> columns)
     {
         var active = new bool[OutputSchema.Count];
         var inputs = new List<DataViewSchema.Column>();
-        bool probabilities = false, embedding = false;
+        bool scores = false, embedding = false;
         foreach (var c in columns)
         {
             if (c.Index < 0 || c.Index >= OutputSchema.Count || OutputSchema[c.Index].Name != c.Name)
@@ -67,36 +71,52 @@ internal sealed class ScoringBinding
             else if (c.Index == EmbeddingIndex)
                 embedding = true;
             else
-                probabilities = true;
+                scores = true;
         }
 
-        return (inputs, probabilities, embedding, active);
+        return (inputs, scores, embedding, active);
     }
 
     /// <summary>
-    /// The getter of one output column (Score, PredictedLabel or Embedding) over rows scored into flat buffers:
-    /// <paramref name="currentRow"/> makes sure the current row is scored and returns its index in the buffers.
+    /// The getter of one output column (Score, Probability, PredictedLabel or Embedding) over rows scored into flat
+    /// buffers: <paramref name="currentRow"/> makes sure the current row is scored and returns its index in the buffers.
     /// </summary>
-    public ValueGetter<TValue> OutputGetter<TValue>(DataViewSchema.Column column, Func<int> currentRow, float[]? probabilities, float[]? embedding)
+    public ValueGetter<TValue> OutputGetter<TValue>(DataViewSchema.Column column, Func<int> currentRow, float[]? scores, float[]? embedding)
     {
         var scorer = Scorer;
-        if (column.Index == ScoreIndex)
+        int width = scorer.ScoreWidth;
+        if (column.Index == EmbeddingIndex)
         {
             CheckType<VBuffer<float>, TValue>(column);
-            ValueGetter<VBuffer<float>> g = (ref VBuffer<float> dst) => CopyRow(probabilities!, currentRow(), scorer.ClassCount, ref dst);
-            return (ValueGetter<TValue>)(object)g;
+            ValueGetter<VBuffer<float>> e = (ref VBuffer<float> dst) => CopyRow(embedding!, currentRow(), scorer.EmbeddingSize, ref dst);
+            return (ValueGetter<TValue>)(object)e;
         }
 
-        if (column.Index == PredictedIndex)
+        if (column.Index == ScoreIndex && scorer.Task == Networks.NetworkTask.MulticlassClassification)
         {
-            CheckType<uint, TValue>(column);
-            ValueGetter<uint> g = (ref uint dst) => dst = scorer.PredictedKey(probabilities!, currentRow());
+            CheckType<VBuffer<float>, TValue>(column);
+            ValueGetter<VBuffer<float>> g = (ref VBuffer<float> dst) => CopyRow(scores!, currentRow(), width, ref dst);
             return (ValueGetter<TValue>)(object)g;
         }
 
-        CheckType<VBuffer<float>, TValue>(column);
-        ValueGetter<VBuffer<float>> e = (ref VBuffer<float> dst) => CopyRow(embedding!, currentRow(), scorer.EmbeddingSize, ref dst);
-        return (ValueGetter<TValue>)(object)e;
+        if (column.Index == ScoreIndex || column.Index == ProbabilityIndex)
+        {
+            CheckType<float, TValue>(column);
+            int offset = column.Index == ScoreIndex ? 0 : 1;
+            ValueGetter<float> g = (ref float dst) => dst = scores![(currentRow() * width) + offset];
+            return (ValueGetter<TValue>)(object)g;
+        }
+
+        if (scorer.Task == Networks.NetworkTask.BinaryClassification)
+        {
+            CheckType<bool, TValue>(column);
+            ValueGetter<bool> g = (ref bool dst) => dst = scorer.PredictedTrue(scores!, currentRow());
+            return (ValueGetter<TValue>)(object)g;
+        }
+
+        CheckType<uint, TValue>(column);
+        ValueGetter<uint> key = (ref uint dst) => dst = scorer.PredictedKey(scores!, currentRow());
+        return (ValueGetter<TValue>)(object)key;
     }
 
     private static void CopyRow(float[] source, int row, int length, ref VBuffer<float> dst)

@@ -43,7 +43,7 @@ internal sealed class ScoringCursor : DataViewRowCursor
         int n = _scoring ? binding.BatchSize : 0;
         _ids = new DataViewRowId[n];
         _features = new float[n * binding.Scorer.FeatureLength];
-        _probs = probabilities ? new float[n * binding.Scorer.ClassCount] : null;
+        _probs = probabilities ? new float[n * binding.Scorer.ScoreWidth] : null;
         _embed = embedding ? new float[n * binding.Scorer.EmbeddingSize] : null;
         if (_scoring)
         {

@@ -51,7 +51,7 @@ internal sealed class ScoringRowMapper(ScoringBinding binding) : IRowToRowMapper
             }
 
             _features = new float[b.Scorer.FeatureLength];
-            _probs = probabilities ? new float[b.Scorer.ClassCount] : null;
+            _probs = probabilities ? new float[b.Scorer.ScoreWidth] : null;
             _embed = embedding ? new float[b.Scorer.EmbeddingSize] : null;
         }
 

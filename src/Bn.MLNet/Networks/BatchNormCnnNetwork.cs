@@ -40,6 +40,14 @@ public sealed class BatchNormCnnNetwork : Module<Tensor, Tensor>
     [ComponentName(Name = "logits")]
     private readonly Linear _logits;
 
+    // Regression only (null otherwise, so not in the state dict): the label's mean and deviation; the output layer
+    // predicts the standardized label, and the network returns it in the label's units.
+    [ComponentName(Name = "target_mean")]
+    private readonly Tensor? _targetMean;
+
+    [ComponentName(Name = "target_std")]
+    private readonly Tensor? _targetStd;
+
     private readonly NetworkArchitecture _architecture;
     private readonly DropoutRandom _dropoutRandom = new();
     private readonly Dictionary<int, BFloat16Convolution> _bfloat16 = new();
@@ -73,6 +81,8 @@ public sealed class BatchNormCnnNetwork : Module<Tensor, Tensor>
 
         _inputMean = torch.zeros(a.StandardizationLength);
         _inputStd = torch.ones(a.StandardizationLength);
+        if (a.Task == NetworkTask.Regression)
+            (_targetMean, _targetStd) = (torch.zeros(1), torch.ones(1));
         if (seed is int s)
             _dropoutRandom.Seed(s);
         Layers = seed is int value ? SeededInitialization.Build(a, _dropoutRandom, value) : NetworkLayers.Build(a, _dropoutRandom);
@@ -185,7 +195,14 @@ public sealed class BatchNormCnnNetwork : Module<Tensor, Tensor>
         if (training)
             throw new InvalidOperationException("EvalOutputAndEmbedding needs the network in eval mode (call eval() first).");
         Tensor embedding = Embed(input);
-        return (_logits.call(embedding), embedding);
+        return (Output(embedding), embedding);
+    }
+
+    /// <summary>The output layer on the last hidden layer's activations, in the label's units for regression.</summary>
+    private Tensor Output(Tensor hidden)
+    {
+        Tensor y = _logits.call(hidden);
+        return _targetStd is null ? y : (y * _targetStd) + _targetMean!;
     }
 
     /// <summary>
@@ -238,12 +255,37 @@ public sealed class BatchNormCnnNetwork : Module<Tensor, Tensor>
         }
     }
 
+    /// <summary>
+    /// Regression: the label's mean and standard deviation over the training data. The output layer then learns the
+    /// standardized label, (y − mean) / std, and <c>forward</c> returns output·std + mean, in the label's units.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The network is not a regression network.</exception>
+    /// <exception cref="ArgumentException">A value is not finite, or the deviation is not positive.</exception>
+    internal void SetTargetStandardization(float mean, float std)
+    {
+        if (_targetMean is null || _targetStd is null)
+            throw new InvalidOperationException($"Only a regression network standardizes its label; this one is {_architecture.Task}.");
+        if (!float.IsFinite(mean) || !(std > 0) || !float.IsFinite(std))
+            throw new ArgumentException($"The label's mean {mean} and deviation {std} must be finite, the deviation positive.");
+        using var noGrad = torch.no_grad();
+        _targetMean.fill_(mean);
+        _targetStd.fill_(std);
+    }
+
+    /// <summary>Regression: the label's deviation the output is scaled by (1 for the other tasks).</summary>
+    internal float TargetStd => _targetStd?.cpu().item<float>() ?? 1f;
+
+    /// <summary>Regression: the label's mean added to the output (0 for the other tasks).</summary>
+    internal float TargetMean => _targetMean?.cpu().item<float>() ?? 0f;
+
     /// <summary>Copies another network's input standardization (same architecture input).</summary>
     internal void CopyInputStandardization(BatchNormCnnNetwork other)
     {
         using var noGrad = torch.no_grad();
         _inputMean.copy_(other._inputMean);
         _inputStd.copy_(other._inputStd);
+        _targetMean?.copy_(other._targetMean!);
+        _targetStd?.copy_(other._targetStd!);
     }
 
     private Tensor Run(Tensor input, ICollection<LayerPercentiles>? record, int maxSample, bool embed)
@@ -274,7 +316,7 @@ public sealed class BatchNormCnnNetwork : Module<Tensor, Tensor>
         }
 
         if (!embed)
-            x = _logits.call(x);
+            x = Output(x);
         return x.MoveToOuterDisposeScope();
     }
 

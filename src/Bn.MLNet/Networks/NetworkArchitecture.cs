@@ -59,8 +59,14 @@ public sealed class NetworkArchitecture
     /// <summary>Dropout probability after each hidden fully-connected layer's activation; 0 disables dropout.</summary>
     public double Dropout { get; set; }
 
-    /// <summary>Number of classes (width of the logits layer).</summary>
+    /// <summary>What the output layer predicts. Default <see cref="NetworkTask.MulticlassClassification"/>.</summary>
+    public NetworkTask Task { get; set; }
+
+    /// <summary>Number of classes, the width of the output layer, for <see cref="NetworkTask.MulticlassClassification"/> (at least 2; the other tasks have one output). Default 10.</summary>
     public int ClassCount { get; set; } = 10;
+
+    /// <summary>How the input is standardized. Default <see cref="StandardizationKind.Automatic"/>: per feature for tabular input, per channel for images.</summary>
+    public StandardizationKind Standardization { get; set; }
 
     /// <summary>Normalization after every convolution and hidden fully-connected layer.</summary>
     public NormalizationKind Normalization { get; set; } = DefaultNormalization;
@@ -112,14 +118,18 @@ public sealed class NetworkArchitecture
     [JsonIgnore]
     public int InputLength => InputChannels * InputHeight * InputWidth;
 
-    /// <summary>Values of the input standardization: one per channel.</summary>
-    internal int StandardizationLength => InputChannels;
+    /// <summary>Whether the input is a vector of features (1×1×N) for a fully-connected network: tabular data.</summary>
+    [JsonIgnore]
+    public bool IsTabular => InputChannels == 1 && InputHeight == 1 && ConvStages.Count == 0;
 
     /// <summary>Whether the input is standardized per feature rather than per channel.</summary>
-    internal bool StandardizesPerFeature => false;
+    internal bool StandardizesPerFeature => Standardization == StandardizationKind.PerFeature || (Standardization == StandardizationKind.Automatic && IsTabular);
 
-    /// <summary>Width of the output layer.</summary>
-    internal int OutputCount => ClassCount;
+    /// <summary>Values of the input standardization: one per feature, or one per channel.</summary>
+    internal int StandardizationLength => StandardizesPerFeature ? InputLength : InputChannels;
+
+    /// <summary>Width of the output layer: the class count for multiclass classification, else 1.</summary>
+    internal int OutputCount => Task == NetworkTask.MulticlassClassification ? ClassCount : 1;
 
     /// <summary>
     /// The default network, chosen for accuracy per CPU minute on 28×28 grey images (Fashion-MNIST): a small VGG-style
@@ -193,7 +203,12 @@ public sealed class NetworkArchitecture
         require.That(HiddenLayers is not null, nameof(HiddenLayers), "must not be null");
         require.That(Enum.IsDefined(Normalization), nameof(Normalization), $"unknown value {Normalization}");
         require.That(Enum.IsDefined(Activation), nameof(Activation), $"unknown value {Activation}");
-        require.That(ClassCount >= 2, nameof(ClassCount), $"must be at least 2 (was {ClassCount})");
+        require.That(Enum.IsDefined(Task), nameof(Task), $"unknown value {Task}");
+        require.That(Enum.IsDefined(Standardization), nameof(Standardization), $"unknown value {Standardization}");
+        require.That(ClassCount >= 2 || Task != NetworkTask.MulticlassClassification, nameof(ClassCount), $"must be at least 2 (was {ClassCount})");
+        require.That(ConvStages is null || ConvStages.Count == 0 || InputChannels != 1 || InputHeight != 1, nameof(ConvStages),
+            $"must be empty for a 1×1×{InputWidth} input: a vector of features (tabular data) is the input of a fully-connected network, which " +
+            "convolution stages do not fit; set ConvStages to an empty list (hidden layers then do the work, as in the paper's MLP)");
         require.That(Dropout >= 0 && Dropout < 1, nameof(Dropout), $"must be in [0, 1) (was {Dropout})");
         require.That(BatchNormEps > 0 && double.IsFinite(BatchNormEps), nameof(BatchNormEps), $"must be positive (was {BatchNormEps})");
         if (BatchNormMomentum is double m)

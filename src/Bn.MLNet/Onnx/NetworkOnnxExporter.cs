@@ -31,10 +31,7 @@ internal static class NetworkOnnxExporter
         using var noGrad = torch.no_grad();
 
         graph.Input(settings.FeatureName, OnnxGraph.Float32, Batch, a.InputLength);
-        string x = graph.Node("Reshape", new[] { settings.FeatureName, graph.Int64Constant("input_shape", new long[] { -1, a.InputChannels, a.InputHeight, a.InputWidth }) }, "input_nchw");
-        long[] channelDims = { 1, a.InputChannels, 1, 1 };
-        x = graph.Node("Sub", new[] { x, graph.Constant("input_mean", channelDims, network.InputMean) }, "input_centered");
-        x = graph.Node("Div", new[] { x, graph.Constant("input_std", channelDims, network.InputStd) }, "input_standardized");
+        string x = Standardize(graph, settings.FeatureName, network, a);
         if (settings.FlipAveraging)
         {
             x = WithMirrors(graph, x);
@@ -51,7 +48,48 @@ internal static class NetworkOnnxExporter
             graph.Output(embeddingName, OnnxGraph.Float32, Batch, network.EmbeddingSize);
         }
 
-        string logits = Gemm(graph, children["logits"], "logits", embedding);
+        string head = Gemm(graph, children["logits"], "logits", embedding);
+        switch (a.Task)
+        {
+            case NetworkTask.BinaryClassification:
+                BinaryOutputs(graph, head, settings);
+                break;
+            case NetworkTask.Regression:
+                RegressionOutput(graph, head, settings, network);
+                break;
+            default:
+                MulticlassOutputs(graph, head, settings, a);
+                break;
+        }
+
+        foreach ((string key, string value) in settings.Metadata)
+        {
+            graph.Metadata(key, value);
+        }
+
+        string version = typeof(NetworkOnnxExporter).Assembly.GetName().Version?.ToString() ?? "0";
+        return graph.ToModel("BatchNormCnnNetwork", version, $"Bn.MLNet BatchNormCnnNetwork: {a.ToJson()}");
+    }
+
+    /// <summary>
+    /// The input as N×C×H×W, standardized: per channel after the reshape ((x − mean[c]) / std[c] with [1, C, 1, 1]
+    /// constants), or per feature before it ([1, C·H·W] constants) for a network that standardizes per feature.
+    /// </summary>
+    private static string Standardize(OnnxGraph graph, string input, BatchNormCnnNetwork network, NetworkArchitecture a)
+    {
+        long[] dims = a.StandardizesPerFeature ? new long[] { 1, a.InputLength } : new long[] { 1, a.InputChannels, 1, 1 };
+        string x = a.StandardizesPerFeature ? input
+            : graph.Node("Reshape", new[] { input, graph.Int64Constant("input_shape", new long[] { -1, a.InputChannels, a.InputHeight, a.InputWidth }) }, "input_nchw");
+        x = graph.Node("Sub", new[] { x, graph.Constant("input_mean", dims, network.InputMean) }, "input_centered");
+        x = graph.Node("Div", new[] { x, graph.Constant("input_std", dims, network.InputStd) }, "input_standardized");
+        return a.StandardizesPerFeature
+            ? graph.Node("Reshape", new[] { x, graph.Int64Constant("input_shape", new long[] { -1, a.InputChannels, a.InputHeight, a.InputWidth }) }, "input_nchw")
+            : x;
+    }
+
+    /// <summary>Multiclass: Softmax probabilities (flip-averaged when asked) and the ArgMax index.</summary>
+    private static void MulticlassOutputs(OnnxGraph graph, string logits, OnnxExportSettings settings, NetworkArchitecture a)
+    {
         string scoreSource = logits;
         if (settings.FlipAveraging)
         {
@@ -68,14 +106,26 @@ internal static class NetworkOnnxExporter
         graph.Output(settings.ScoreName, OnnxGraph.Float32, Batch, a.ClassCount);
         graph.Node("ArgMax", new[] { scoreSource }, settings.PredictedIndexName, Int("axis", 1), Int("keepdims", 0));
         graph.Output(settings.PredictedIndexName, OnnxGraph.Int64Type, Batch);
+    }
 
-        foreach ((string key, string value) in settings.Metadata)
-        {
-            graph.Metadata(key, value);
-        }
+    /// <summary>Binary: the logit as Score [N], its Sigmoid as Probability [N], Score &gt; 0 as the Boolean predicted label [N].</summary>
+    private static void BinaryOutputs(OnnxGraph graph, string logit, OnnxExportSettings settings)
+    {
+        string score = graph.Node("Reshape", new[] { logit, graph.Int64Constant("score_shape", new long[] { -1 }) }, settings.ScoreName);
+        graph.Output(score, OnnxGraph.Float32, Batch);
+        graph.Node("Sigmoid", new[] { score }, settings.ProbabilityName!);
+        graph.Output(settings.ProbabilityName!, OnnxGraph.Float32, Batch);
+        graph.Node("Greater", new[] { score, graph.Constant("zero", Array.Empty<long>(), new[] { 0f }) }, settings.PredictedLabelName!);
+        graph.Output(settings.PredictedLabelName!, OnnxGraph.Bool, Batch);
+    }
 
-        string version = typeof(NetworkOnnxExporter).Assembly.GetName().Version?.ToString() ?? "0";
-        return graph.ToModel("BatchNormCnnNetwork", version, $"Bn.MLNet BatchNormCnnNetwork: {a.ToJson()}");
+    /// <summary>Regression: output·std + mean, the prediction in the label's units, as Score [N].</summary>
+    private static void RegressionOutput(OnnxGraph graph, string output, OnnxExportSettings settings, BatchNormCnnNetwork network)
+    {
+        string scaled = graph.Node("Mul", new[] { output, graph.Constant("target_std", new long[] { 1 }, new[] { network.TargetStd }) }, "target_scaled");
+        string shifted = graph.Node("Add", new[] { scaled, graph.Constant("target_mean", new long[] { 1 }, new[] { network.TargetMean }) }, "target_shifted");
+        graph.Node("Reshape", new[] { shifted, graph.Int64Constant("score_shape", new long[] { -1 }) }, settings.ScoreName);
+        graph.Output(settings.ScoreName, OnnxGraph.Float32, Batch);
     }
 
     /// <summary>

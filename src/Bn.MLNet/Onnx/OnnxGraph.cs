@@ -26,6 +26,9 @@ internal sealed class OnnxGraph
     /// <summary>TensorProto.DataType INT64.</summary>
     public const int Int64Type = 7;
 
+    /// <summary>ONNX TensorProto element type of booleans.</summary>
+    public const int Bool = 9;
+
     private readonly List<ProtoWriter> _nodes = new();
     private readonly List<ProtoWriter> _initializers = new();
     private readonly List<ProtoWriter> _inputs = new();

@@ -37,7 +37,9 @@ internal sealed class EarlyStopping(TrainerOptions options) : IDisposable
     /// </summary>
     public bool PatienceExhausted(int epoch, EvaluationResult validation, BatchNormCnnNetwork network, TrainingHistory history)
     {
-        double metric = options.EarlyStoppingMetric == EarlyStoppingMetric.ValidationAccuracy ? validation.Accuracy : -validation.Loss;
+        double metric = options.EarlyStoppingMetric == EarlyStoppingMetric.ValidationAccuracy && network.Architecture.Task != NetworkTask.Regression
+            ? validation.Accuracy
+            : -validation.Loss;
         if (metric > _bestMetric)   // a NaN metric (a diverged epoch) is never an improvement
         {
             _bestMetric = metric;

@@ -24,6 +24,7 @@ internal static class InputStandardization
         int plane = length / channels;
         var sum = new double[channels];
         var sumSq = new double[channels];
+        double targetSum = 0, targetSumSq = 0;
         long rows = 0;
         foreach (MiniBatch batch in source.ReadEpoch(batchSize, 0, shuffle: false, cancellationToken))
         {
@@ -52,22 +53,31 @@ internal static class InputStandardization
                 }
             }
 
+            for (int r = 0; r < batch.Count; r++)
+            {
+                targetSum += batch.Targets[r];
+                targetSumSq += (double)batch.Targets[r] * batch.Targets[r];
+            }
+
             rows += batch.Count;
         }
 
         var mean = new float[channels];
         var std = new float[channels];
         for (int c = 0; c < channels; c++)
-        {
-            double n = Math.Max(1.0, (double)rows * plane);
-            double m = sum[c] / n;
-            double variance = Math.Max(0, (sumSq[c] / n) - (m * m));
-            double sd = Math.Sqrt(variance);
-            mean[c] = (float)m;
-            std[c] = sd > 1e-6 ? (float)sd : 1f;
-        }
+            (mean[c], std[c]) = MeanAndStd(sum[c], sumSq[c], (double)rows * plane);
 
-        return new InputStatistics(mean, std, rows);
+        var (targetMean, targetStd) = MeanAndStd(targetSum, targetSumSq, rows);
+        return new InputStatistics(mean, std, rows, targetMean, targetStd);
+    }
+
+    /// <summary>Mean and population deviation from a sum and a sum of squares over <paramref name="n"/> values (deviation 1 when it vanishes).</summary>
+    private static (float Mean, float Std) MeanAndStd(double sum, double sumSq, double n)
+    {
+        n = Math.Max(1.0, n);
+        double m = sum / n;
+        double sd = Math.Sqrt(Math.Max(0, (sumSq / n) - (m * m)));
+        return ((float)m, sd > 1e-6 ? (float)sd : 1f);
     }
 
     private static void ThrowNonFinite(float[] features, int start, int count, long row, int rowStart)

@@ -1,7 +1,9 @@
 namespace Bn.MLNet.Training;
 
-/// <summary>Per-channel statistics of a data source, from one streaming pass.</summary>
-/// <param name="Mean">Per-channel mean.</param>
-/// <param name="Std">Per-channel (population) standard deviation; 1 for a constant channel.</param>
+/// <summary>Statistics of a data source, from one streaming pass.</summary>
+/// <param name="Mean">Per-channel (or per-feature) mean.</param>
+/// <param name="Std">Per-channel (or per-feature) population standard deviation; 1 for a constant one.</param>
 /// <param name="Rows">Rows read.</param>
-internal sealed record InputStatistics(float[] Mean, float[] Std, long Rows);
+/// <param name="TargetMean">Mean of the label as a number (the regression target).</param>
+/// <param name="TargetStd">Its population standard deviation; 1 when constant.</param>
+internal sealed record InputStatistics(float[] Mean, float[] Std, long Rows, float TargetMean, float TargetStd);

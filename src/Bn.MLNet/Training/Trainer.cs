@@ -181,8 +181,10 @@ public sealed class Trainer
         long rows;
         if (computeStandardization)
         {
-            InputStatistics stats = InputStandardization.Compute(train, network.Architecture.InputChannels, cancellationToken: cancellationToken);
+            InputStatistics stats = InputStandardization.Compute(train, network.Architecture.StandardizationLength, cancellationToken: cancellationToken);
             network.SetInputStandardization(stats.Mean, stats.Std);
+            if (network.Architecture.Task == NetworkTask.Regression)
+                network.SetTargetStandardization(stats.TargetMean, stats.TargetStd);
             rows = stats.Rows;
         }
         else

@@ -155,7 +155,7 @@ public sealed class TrainerOptions
     public int? EarlyStoppingPatience { get; set; }
 
     /// <summary>
-    /// The metric that decides the best epoch. Default <see cref="EarlyStoppingMetric.ValidationAccuracy"/>.
+    /// The metric that decides the best epoch (for regression always the validation loss). Default <see cref="EarlyStoppingMetric.ValidationAccuracy"/>.
     /// </summary>
     public EarlyStoppingMetric EarlyStoppingMetric { get; set; } = EarlyStoppingMetric.ValidationAccuracy;
 
@@ -213,6 +213,18 @@ public sealed class TrainerOptions
     /// trained network on a new task. Default <see langword="false"/>.
     /// </summary>
     public bool FreezeConvolutionStages { get; set; }
+
+    /// <summary>
+    /// Binary classification: the weight of the positive class's loss against the negative class's (above 1 when positives
+    /// are rare, for example the negatives' count over the positives'). Default 1.
+    /// </summary>
+    public double PositiveClassWeight { get; set; } = 1;
+
+    /// <summary>Regression: the loss on the standardized residual. Default <see cref="RegressionLossKind.SquaredError"/>.</summary>
+    public RegressionLossKind RegressionLoss { get; set; }
+
+    /// <summary>Regression with <see cref="RegressionLossKind.Huber"/>: where the loss turns from squared to linear, in standard deviations of the label. Default 1.</summary>
+    public double HuberDelta { get; set; } = 1;
 
     /// <summary>Random-crop padding of the natural-image recipe: 2 pixels.</summary>
     public const int NaturalImageCropPadding = 2;
@@ -275,6 +287,9 @@ public sealed class TrainerOptions
         require.That(PercentileSampleSize >= 1, nameof(PercentileSampleSize), $"must be at least 1 (was {PercentileSampleSize})");
         require.That(ProgressEverySteps >= 1, nameof(ProgressEverySteps), $"must be at least 1 (was {ProgressEverySteps})");
         require.That(CheckpointDirectory is null || CheckpointDirectory.Trim().Length > 0, nameof(CheckpointDirectory), "must be null or a folder");
+        require.That(PositiveClassWeight > 0 && double.IsFinite(PositiveClassWeight), nameof(PositiveClassWeight), $"must be positive (was {PositiveClassWeight})");
+        require.That(Enum.IsDefined(RegressionLoss), nameof(RegressionLoss), $"unknown value {RegressionLoss}");
+        require.That(HuberDelta > 0 && double.IsFinite(HuberDelta), nameof(HuberDelta), $"must be positive (was {HuberDelta})");
         require.That(CheckpointsToKeep >= 1, nameof(CheckpointsToKeep), $"must be at least 1 (was {CheckpointsToKeep})");
     }
 

@@ -31,6 +31,8 @@ internal sealed class TrainingRun : IDisposable
     private BatchAugmenter? _augmenter;
     private bool _augmenterMade;
     private readonly long[] _labels;
+    private readonly float[] _targets;
+    private TaskLoss? _loss;
     private readonly LastFiniteState _finiteState;
     private readonly EarlyStopping _earlyStopping;
     private readonly WeightAverage? _weightAverage;
@@ -45,6 +47,7 @@ internal sealed class TrainingRun : IDisposable
         (_clock, _optimizer, _cancellationToken, _checkpoints, _identity) = (s.Clock, s.Optimizer, s.CancellationToken, s.Checkpoints, s.Identity);
         _reporter = new StepReporter(_o, _history, _plan, _clock, _validation, s.Progress, _cancellationToken);
         _labels = new long[_o.BatchSize];
+        _targets = new float[_o.BatchSize];
         _finiteState = new LastFiniteState(_network);
         _earlyStopping = new EarlyStopping(_o);
         _weightAverage = _o.WeightAveragingDecay is double decay ? new WeightAverage(_network, decay) : null;
@@ -150,6 +153,7 @@ internal sealed class TrainingRun : IDisposable
         _network.train();
         int seed = _o.Seed!.Value;
         _network.DropoutRandom.Seed(EpochSeeds.Dropout(seed, epoch));
+        _loss ??= new TaskLoss(_network, _o);   // after a resume has restored the label's standardization
         if (!_augmenterMade)
         {
             // Made at the first epoch, after a resume has restored the network: erasing fills with its input mean.
@@ -197,16 +201,15 @@ internal sealed class TrainingRun : IDisposable
     /// <summary>Checks and copies the labels; augments the features when asked. Returns the features to train on.</summary>
     private float[] PrepareBatch(MiniBatch batch)
     {
-        int classes = _network.Architecture.ClassCount;
+        NetworkArchitecture a = _network.Architecture;
+        int classes = a.Task == NetworkTask.BinaryClassification ? 2 : a.ClassCount;
         for (int i = 0; i < batch.Count; i++)
         {
             int label = batch.Labels[i];
-            if ((uint)label >= (uint)classes)
-            {
+            if (a.Task != NetworkTask.Regression && (uint)label >= (uint)classes)
                 throw new ArgumentException($"Label {label} is outside [0, {classes}).", "train");
-            }
-
             _labels[i] = label;
+            _targets[i] = batch.Targets[i];
         }
 
         return _augmenter is null ? batch.Features : _augmenter.Apply(batch.Features, batch.Count);
@@ -236,9 +239,10 @@ internal sealed class TrainingRun : IDisposable
         using DisposeScope scope = torch.NewDisposeScope();
         Tensor x = torch.tensor(features, new long[] { n, arch.InputChannels, arch.InputHeight, arch.InputWidth }, device: _network.Device);
         Tensor y = torch.tensor(_labels, new long[] { n }, device: _network.Device);
+        Tensor t = torch.tensor(_targets, new long[] { n }, device: _network.Device);
         _finiteState.Capture(_network, Steps, x);
-        Tensor logits = percentiles is null ? _network.call(x) : _network.ForwardRecording(x, percentiles, _o.PercentileSampleSize);
-        Tensor lossTensor = nn.functional.cross_entropy(logits, y, label_smoothing: _o.LabelSmoothing);
+        Tensor output = percentiles is null ? _network.call(x) : _network.ForwardRecording(x, percentiles, _o.PercentileSampleSize);
+        Tensor lossTensor = _loss!.Of(output, y, t);
         loss = lossTensor.item<float>();
         correct = 0;
         if (!float.IsFinite(loss))
@@ -253,7 +257,7 @@ internal sealed class TrainingRun : IDisposable
         _weightAverage?.Update();
         using (torch.no_grad())
         {
-            correct = logits.argmax(1).eq(y).sum().item<long>();
+            correct = _loss.Correct(output, y, t);
         }
 
         return true;

@@ -180,7 +180,7 @@ public class ImageLayoutTests(ImageFolderFixture images) : IClassFixture<ImageFo
             .Append(ml.Transforms.Concatenate("Twice", FeaturesColumn, FeaturesColumn))
             .Fit(data).Transform(data);
         Assert.Equal([2 * 2352], ((VectorDataViewType)view.Schema["Twice"].Type).Dimensions.ToArray()); // several columns: no dimensions
-        var settings = ColumnSettings.From(ImageFolderFixture.SmallOptions(3));
+        var settings = ColumnSettings.From(ImageFolderFixture.SmallOptions(3), Bn.MLNet.Networks.NetworkTask.MulticlassClassification);
         foreach (var name in new[] { "Copied", "Concatenated" })
         {
             Assert.Equal([28, 28, 3], ((VectorDataViewType)view.Schema[name].Type).Dimensions.ToArray());
@@ -201,7 +201,7 @@ public class ImageLayoutTests(ImageFolderFixture images) : IClassFixture<ImageFo
         var data = ml.Data.LoadFromEnumerable(images.Test.Take(5));
         var view = Preprocessing(ml, images.Root, 1, 28, 28, interleave: true).Fit(data).Transform(data);
         Assert.Equal([28, 28, 1], ((VectorDataViewType)view.Schema[FeaturesColumn].Type).Dimensions.ToArray());
-        var column = BatchNormCnnSchema.CheckFeatureColumn(view.Schema, ColumnSettings.From(ImageFolderFixture.SmallOptions(1)));
+        var column = BatchNormCnnSchema.CheckFeatureColumn(view.Schema, ColumnSettings.From(ImageFolderFixture.SmallOptions(1), Bn.MLNet.Networks.NetworkTask.MulticlassClassification));
         Assert.Equal(FeaturesColumn, column.Name);
 
         // And the values are those of the planar 1×H×W layout, in the same order.

@@ -26,6 +26,8 @@ public class BatchNormCnnFromNetworkTests
             HiddenLayers = new[] { 16 },
             Dropout = 0.1,
             ClassCount = 3,
+            Task = NetworkTask.BinaryClassification,
+            Standardization = StandardizationKind.PerFeature,
             Normalization = NormalizationKind.BatchRenorm,
             Activation = ActivationKind.Tanh,
             BatchNormMomentum = 0.2,
@@ -45,7 +47,7 @@ public class BatchNormCnnFromNetworkTests
         }
 
         using var network = new BatchNormCnnNetwork(a, seed: 1);
-        using var wrapped = BatchNormCnnTransformer.FromNetwork(new MLContext(1), network, new[] { "a", "b", "c" });
+        using var wrapped = BatchNormCnnTransformer.FromNetwork(new MLContext(1), network, Array.Empty<string>());
         Assert.Equal(a.ToJson(), wrapped.Architecture.ToJson());
     }
 
@@ -93,7 +95,7 @@ public class BatchNormCnnFromNetworkTests
         var ml = new MLContext();
         using var network = new BatchNormCnnNetwork(NetworkArchitecture.Default());
         var ex = Assert.Throws<ArgumentException>(() => BatchNormCnnTransformer.FromNetwork(ml, network, ["a", "b"]));
-        Assert.Contains("2 class names were given for a network with 10 classes", ex.Message);
+        Assert.Contains("2 class names were given for a MulticlassClassification network, which needs 10", ex.Message);
         var names = FashionMnist.ClassNames.ToArray();
         ex = Assert.Throws<ArgumentException>(() => BatchNormCnnTransformer.FromNetwork(ml, network, names,
             new BatchNormCnnOptions { InferenceMode = BatchNormInferenceMode.PopulationStatistics }));

@@ -42,6 +42,23 @@ public static class ChildProcessProgram
                     return 0;
                 }
 
+                case ["score-tabular", var path]:
+                {
+                    // A scoring-only process: loads a tabular regression model and prints its scores of TaskTests' test rows.
+                    var ml = new MLContext(seed: 0);
+                    ml.ComponentCatalog.RegisterBatchNormCnn();
+                    var model = ml.Model.Load(path, out var schema);
+                    var random = new Random(2);
+                    var rows = Enumerable.Range(0, 200).Select(_ => new TaskTests.TabularRow
+                    {
+                        Features = Enumerable.Range(0, 12).Select(j => (float)(random.NextDouble() * Math.Pow(10, (j % 6) - 2))).ToArray(),
+                        Label = (float)random.NextDouble(),
+                    }).ToList();
+                    foreach (float score in model.Transform(ml.Data.LoadFromEnumerable(rows)).GetColumn<float>("Score").Take(3))
+                        Console.WriteLine(score.ToString("R", CultureInfo.InvariantCulture));
+                    return 0;
+                }
+
                 case ["train-checkpoints", var directory]:
                 {
                     // The checkpoint job, reporting every step; slowed down so the parent can kill it in mid-epoch.

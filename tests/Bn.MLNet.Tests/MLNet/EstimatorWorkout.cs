@@ -134,6 +134,7 @@ internal static class EstimatorWorkout
             TextDataViewType => data.GetColumn<string>(column).Select(v => (object?)v).ToList(),
             NumberDataViewType n when n == NumberDataViewType.Single => data.GetColumn<float>(column).Select(v => (object?)v).ToList(),
             NumberDataViewType n when n == NumberDataViewType.UInt32 => data.GetColumn<uint>(column).Select(v => (object?)v).ToList(),
+            BooleanDataViewType => data.GetColumn<bool>(column).Select(v => (object?)v).ToList(),
             _ => throw new NotSupportedException($"Column '{column}' has type {type}, which the workout cannot compare yet."),
         };
     }
