@@ -25,6 +25,8 @@ public static class Cli
         root.Add(ImagePipelineCommand.Create());
         root.Add(ExportOnnxCommand.Create());
         root.Add(FineTuneCommand.Create());
+        root.Add(TaskCommands.CreateBinary());
+        root.Add(TaskCommands.CreateRegression());
         return root;
     }
 }
