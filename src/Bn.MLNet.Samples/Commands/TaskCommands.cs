@@ -35,11 +35,12 @@ internal static class TaskCommands
         var hidden = new Option<string?>("--hidden") { Description = "Hidden widths of the BN network, comma-separated, or 'none' (default: the command's).", HelpName = "WIDTHS" };
         var lr = new Option<double?>("--lr") { Description = "Peak learning rate of the BN network (default: the command's).", HelpName = "RATE" };
         var metricsOut = new Option<string?>("--metrics-out") { Description = "Write the metrics and the training seconds as JSON.", HelpName = "FILE" };
-        var command = new Command(name, description) { trainer, epochs, hidden, lr, metricsOut };
+        var onnx = new Option<string?>("--onnx") { Description = "With --trainer bncnn: also write the trained network as ONNX (the ONNX sample scores it).", HelpName = "FILE" };
+        var command = new Command(name, description) { trainer, epochs, hidden, lr, metricsOut, onnx };
         command.SetAction(p =>
         {
             var ml = new MLContext(seed: 1);
-            var settings = new Settings(p.GetValue(epochs), p.GetValue(hidden) is string h ? ArchitectureSpec.ParseHidden(h) : null, p.GetValue(lr));
+            var settings = new Settings(p.GetValue(epochs), p.GetValue(hidden) is string h ? ArchitectureSpec.ParseHidden(h) : null, p.GetValue(lr), p.GetValue(onnx));
             Dictionary<string, double> metrics = run(ml, p.GetValue(trainer)!, settings);
             var table = new Table().Title($"{name}: {p.GetValue(trainer)}").AddColumn("metric").AddColumn("value");
             foreach (var (key, value) in metrics)
@@ -53,7 +54,7 @@ internal static class TaskCommands
     }
 
     /// <summary>The BN network's settings from the command line (null: the command's default).</summary>
-    private sealed record Settings(int Epochs, int[]? Hidden, double? LearningRate)
+    private sealed record Settings(int Epochs, int[]? Hidden, double? LearningRate, string? OnnxPath)
     {
         public BatchNormCnnOptions Apply(BatchNormCnnOptions o)
         {
@@ -78,7 +79,7 @@ internal static class TaskCommands
         };
         var (model, seconds) = Timed(() => estimator.Fit(train));
         var m = ml.BinaryClassification.Evaluate(model.Transform(test));
-        (model as IDisposable)?.Dispose();
+        Export(model, settings);
         return new() { ["auc"] = m.AreaUnderRocCurve, ["accuracy"] = m.Accuracy, ["f1"] = m.F1Score, ["logLoss"] = m.LogLoss, ["trainSeconds"] = seconds };
     }
 
@@ -94,7 +95,7 @@ internal static class TaskCommands
         };
         var (model, seconds) = Timed(() => estimator.Fit(train));
         var m = ml.Regression.Evaluate(model.Transform(test));
-        (model as IDisposable)?.Dispose();
+        Export(model, settings);
         return new() { ["rmse"] = m.RootMeanSquaredError, ["mae"] = m.MeanAbsoluteError, ["r2"] = m.RSquared, ["trainSeconds"] = seconds };
     }
 
@@ -121,6 +122,18 @@ internal static class TaskCommands
         IDataView text = SampleData.Load(ml, split, null, null);
         var mapped = ml.Transforms.CustomMapping<ClassRow, BooleanLabel>((row, label) => label.Label = row.Class == PositiveClass, contractName: null);
         return mapped.Fit(text).Transform(text);
+    }
+
+    /// <summary>Writes the BN network as ONNX when asked, then disposes the model.</summary>
+    private static void Export(ITransformer model, Settings settings)
+    {
+        if (settings.OnnxPath is string path && model is BatchNormCnnTransformer cnn)
+        {
+            cnn.SaveAsOnnx(path);
+            AnsiConsole.MarkupLine($"ONNX model written to {Markup.Escape(Path.GetFullPath(path))}");
+        }
+
+        (model as IDisposable)?.Dispose();
     }
 
     private static (ITransformer Model, double Seconds) Timed(Func<ITransformer> fit)
