@@ -129,7 +129,7 @@ public sealed class BatchNormCnnEstimator : IEstimator<BatchNormCnnTransformer>
             };
             var history = Train(network, train, validation, trainerOptions, ch);
             FinishNetwork(network, train, ch);
-            return new BatchNormCnnTransformer(columns, labels, network, history, o.InferenceMode, o.InferenceBatchSize, o.TestTimeFlipAveraging);
+            return new BatchNormCnnTransformer(host, columns, labels, network, history, ScoringSettings.From(o));
         }
         catch
         {

@@ -7,9 +7,7 @@ namespace Bn.MLNet;
 /// <summary>Everything a saved <see cref="BatchNormCnnTransformer"/> holds besides ML.NET's own header.</summary>
 internal sealed record BatchNormCnnModelContent(
     ColumnSettings Columns,
-    int InferenceBatchSize,
-    BatchNormInferenceMode InferenceMode,
-    bool TestTimeFlipAveraging,
+    ScoringSettings Scoring,
     NetworkArchitecture Architecture,
     float[] InputMean,
     float[] InputStd,

@@ -31,13 +31,17 @@ namespace Bn.MLNet;
 /// <c>target_std</c>; the side stream's class labels are absent for regression. Versions 1 to 3 load as multiclass with
 /// per-channel standardization, as they were written.
 /// </description></item>
+/// <item><description>
+/// 5: the main block ends with the scoring engine (int32, <see cref="ScoringEngine"/>). Versions 1 to 4 load with
+/// <see cref="ScoringEngine.Automatic"/>.
+/// </description></item>
 /// </list>
 /// Any change of the layout below increments <see cref="FormatVersion"/>; a reader refuses versions above its own.
 /// </remarks>
 internal static class BatchNormCnnModelFormat
 {
     /// <summary>The payload format this code writes and the newest it reads.</summary>
-    public const int FormatVersion = 4;
+    public const int FormatVersion = 5;
 
     /// <summary>The oldest payload format this code reads.</summary>
     public const int MinFormatVersion = 1;
@@ -113,6 +117,7 @@ internal static class BatchNormCnnModelFormat
         //              byte[32] SHA-256 of side stream "BatchNormCnn.bin"
         //              byte    test-time flip averaging (0 = off, 1 = on); from version 3
         //              int32   task (NetworkTask); string probability column; from version 4
+        //              int32   scoring engine (ScoringEngine); from version 5
         //   byte[32] SHA-256 of the main block
         using var ms = new MemoryStream();
         using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true))
@@ -126,17 +131,20 @@ internal static class BatchNormCnnModelFormat
             w.Write(s.ImageChannels);
             w.Write(s.ImageHeight);
             w.Write(s.ImageWidth);
-            w.Write(c.InferenceBatchSize);
-            w.Write((int)c.InferenceMode);
+            w.Write(c.Scoring.BatchSize);
+            w.Write((int)c.Scoring.InferenceMode);
             w.Write((long)network.Length);
             w.Write(SHA256.HashData(network));
             if (formatVersion >= 3)
-                w.Write(c.TestTimeFlipAveraging);
+                w.Write(c.Scoring.TestTimeFlipAveraging);
             if (formatVersion >= 4)
             {
                 w.Write((int)s.Task);
                 w.Write(s.ProbabilityColumnName);
             }
+
+            if (formatVersion >= 5)
+                w.Write((int)c.Scoring.Engine);
         }
 
         var main = ms.ToArray();
@@ -147,8 +155,7 @@ internal static class BatchNormCnnModelFormat
     }
 
     /// <summary>The parsed main block.</summary>
-    internal sealed record MainBlock(
-        ColumnSettings Columns, int InferenceBatchSize, BatchNormInferenceMode Mode, long NetworkLength, byte[] NetworkHash, bool TestTimeFlipAveraging, int Version);
+    internal sealed record MainBlock(ColumnSettings Columns, ScoringSettings Scoring, long NetworkLength, byte[] NetworkHash, int Version);
 
     /// <summary>Reads and verifies the main block.</summary>
     /// <exception cref="InvalidDataException">Newer or unknown format, truncated, or checksum mismatch.</exception>
@@ -184,6 +191,9 @@ internal static class BatchNormCnnModelFormat
             bool flip = version >= 3 && ReadFlag(r);
             if (version >= 4)
                 columns = columns with { Task = (NetworkTask)r.ReadInt32(), ProbabilityColumnName = r.ReadString() };
+            var engine = version >= 5 ? (ScoringEngine)r.ReadInt32() : ScoringEngine.Automatic;
+            if (!Enum.IsDefined(engine))
+                throw new InvalidDataException($"The BatchNormCnn model has unknown scoring engine {(int)engine}.");
             if (!Enum.IsDefined(columns.Task))
                 throw new InvalidDataException($"The BatchNormCnn model has unknown task {(int)columns.Task}.");
             if (networkHash.Length != 32 || r.BaseStream.Position != main.Length)
@@ -196,7 +206,7 @@ internal static class BatchNormCnnModelFormat
                 throw new InvalidDataException($"The BatchNormCnn model's network length {networkLength} is invalid.");
             if (flip && columns.ImageWidth < 2)
                 throw new InvalidDataException($"The BatchNormCnn model enables test-time flip averaging for {columns.ImageChannels}×{columns.ImageHeight}×{columns.ImageWidth} input, which is not an image.");
-            return new MainBlock(columns, batch, mode, networkLength, networkHash, flip, version);
+            return new MainBlock(columns, new ScoringSettings(mode, batch, flip, engine), networkLength, networkHash, version);
         }
         catch (EndOfStreamException e)
         {
@@ -242,7 +252,7 @@ internal static class BatchNormCnnModelFormat
                 throw new InvalidDataException($"The BatchNormCnn model's stream {NetworkStreamName} has {bytes.Length - r.BaseStream.Position} unexpected trailing bytes.");
             if (main.Columns.ImageChannels != arch.InputChannels || main.Columns.ImageHeight != arch.InputHeight || main.Columns.ImageWidth != arch.InputWidth)
                 throw new InvalidDataException("The BatchNormCnn model's image shape differs from its network's input shape.");
-            return new BatchNormCnnModelContent(main.Columns, main.InferenceBatchSize, main.Mode, main.TestTimeFlipAveraging, arch, mean, std, labels, history, tensors);
+            return new BatchNormCnnModelContent(main.Columns, main.Scoring, arch, mean, std, labels, history, tensors);
         }
         catch (EndOfStreamException e)
         {

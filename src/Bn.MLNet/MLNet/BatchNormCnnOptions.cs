@@ -277,6 +277,15 @@ public sealed class BatchNormCnnOptions
     /// </summary>
     public bool TestTimeFlipAveraging { get; set; }
 
+    /// <summary>
+    /// What computes the scores: <see cref="Bn.MLNet.ScoringEngine.Automatic"/> (ONNX Runtime when the app references the
+    /// <c>Microsoft.ML.OnnxRuntime</c> package and the network is on the CPU, libtorch otherwise),
+    /// <see cref="Bn.MLNet.ScoringEngine.LibTorch"/> or <see cref="Bn.MLNet.ScoringEngine.OnnxRuntime"/>. Both compute the
+    /// same scores up to float32 rounding. Saved with the model; <c>BatchNormCnnTransformer.WithScoringEngine</c> switches
+    /// it on a trained model. Default <see cref="Bn.MLNet.ScoringEngine.Automatic"/>.
+    /// </summary>
+    public ScoringEngine ScoringEngine { get; set; }
+
     /// <summary>A deep copy of the settings (the validation data, progress receiver and token are shared, not copied).</summary>
     public BatchNormCnnOptions Clone()
     {
@@ -302,6 +311,7 @@ public sealed class BatchNormCnnOptions
         Require(ShuffleBufferSize >= 1, nameof(ShuffleBufferSize), $"must be at least 1 (was {ShuffleBufferSize})");
         Require(ValidationFraction is >= 0 and < 1, nameof(ValidationFraction), $"must be in [0, 1) (was {ValidationFraction})");
         Require(Enum.IsDefined(InferenceMode), nameof(InferenceMode), $"unknown value {InferenceMode}");
+        Require(Enum.IsDefined(ScoringEngine), nameof(ScoringEngine), $"unknown value {ScoringEngine}");
         Require(InferenceMode != BatchNormInferenceMode.PopulationStatistics || Normalization is NormalizationKind.Batch or NormalizationKind.BatchRenorm,
             nameof(InferenceMode), $"PopulationStatistics needs Normalization = Batch or BatchRenorm (was {Normalization})");
         Require(InferenceMode != BatchNormInferenceMode.Folded || Normalization is NormalizationKind.Batch or NormalizationKind.BatchNative or NormalizationKind.BatchRenorm or NormalizationKind.None,

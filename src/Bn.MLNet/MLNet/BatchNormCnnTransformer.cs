@@ -42,34 +42,43 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
     private readonly ColumnSettings _columns;
     private readonly ClassLabels _labels;
     private readonly NetworkScorer _scorer;
+    private readonly ScoringSettings _scoring;
+    private readonly IHost _host;
     private bool _disposed;
 
     internal BatchNormCnnTransformer(
+        IHost host,
         ColumnSettings columns,
         ClassLabels labels,
         BatchNormCnnNetwork network,
         TrainingHistory? history,
-        BatchNormInferenceMode mode,
-        int inferenceBatchSize,
-        bool testTimeFlipAveraging)
+        ScoringSettings scoring)
     {
-        if (testTimeFlipAveraging)
+        if (scoring.TestTimeFlipAveraging)
         {
             FlipAveraging.RequireImage(columns.ImageChannels, columns.ImageHeight, columns.ImageWidth, "BatchNormCnnOptions." + nameof(BatchNormCnnOptions.TestTimeFlipAveraging));
             if (network.Architecture.Task != NetworkTask.MulticlassClassification)
                 throw new ArgumentException($"BatchNormCnnOptions.TestTimeFlipAveraging averages class probabilities, for multiclass classification; this model is {network.Architecture.Task}.");
         }
+        _host = host;
         _columns = columns;
         _labels = labels;
         _network = network;
         _network.eval();
-        _scoringNetwork = mode == BatchNormInferenceMode.Folded ? network.FoldBatchNorm() : network;
+        _scoring = scoring;
+        _scoringNetwork = scoring.InferenceMode == BatchNormInferenceMode.Folded ? network.FoldBatchNorm() : network;
         _scoringNetwork.eval();
         TrainingHistory = history;
-        InferenceMode = mode;
-        InferenceBatchSize = inferenceBatchSize;
-        TestTimeFlipAveraging = testTimeFlipAveraging;
-        _scorer = new NetworkScorer(_scoringNetwork, columns.FeatureLength, labels.Count, testTimeFlipAveraging);
+        try
+        {
+            _scorer = new NetworkScorer(_scoringNetwork, columns.FeatureLength, labels.Count, scoring.TestTimeFlipAveraging, scoring.Engine, host);
+        }
+        catch
+        {
+            if (!ReferenceEquals(_scoringNetwork, _network))
+                _scoringNetwork.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The trained network, in eval mode (not folded, also when <see cref="InferenceMode"/> is <see cref="BatchNormInferenceMode.Folded"/>); scoring reads it, nothing may change it.</summary>
@@ -111,17 +120,31 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
     public TrainingHistory? TrainingHistory { get; }
 
     /// <summary>How Batch Normalization behaves at inference.</summary>
-    public BatchNormInferenceMode InferenceMode { get; }
+    public BatchNormInferenceMode InferenceMode => _scoring.InferenceMode;
 
     /// <summary>Rows per forward pass in <see cref="Transform"/>'s cursors.</summary>
-    public int InferenceBatchSize { get; }
+    public int InferenceBatchSize => _scoring.BatchSize;
+
+    /// <summary>
+    /// The requested scoring engine (<see cref="BatchNormCnnOptions.ScoringEngine"/>), saved with the model; use
+    /// <see cref="WithScoringEngine"/> to score a trained model with another.
+    /// </summary>
+    public ScoringEngine ScoringEngine => _scoring.Engine;
+
+    /// <summary>
+    /// The engine that scores: <see cref="ScoringEngine.OnnxRuntime"/> or <see cref="ScoringEngine.LibTorch"/>. For
+    /// <see cref="ScoringEngine.Automatic"/> the choice is made on first use (of this property or of scoring) and
+    /// written to the <c>MLContext</c> log with its reason.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The transformer was disposed.</exception>
+    public ScoringEngine ActiveScoringEngine => _scorer.ActiveEngine;
 
     /// <summary>
     /// Whether each image is scored as the mean of the softmax probabilities of the image and of its horizontal mirror
     /// (see <see cref="BatchNormCnnOptions.TestTimeFlipAveraging"/>); saved with the model. Use
     /// <see cref="WithTestTimeFlipAveraging"/> to compare both settings on one trained model.
     /// </summary>
-    public bool TestTimeFlipAveraging { get; }
+    public bool TestTimeFlipAveraging => _scoring.TestTimeFlipAveraging;
 
     /// <summary>The class names (the label's key values as text, or "0", "1", … when it had none), by class index.</summary>
     public IReadOnlyList<string> ClassNames => _labels.Names;
@@ -200,7 +223,7 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
         if (SaveTensorEditor is not null)
             tensors = SaveTensorEditor(tensors);
         return new BatchNormCnnModelContent(
-            _columns, InferenceBatchSize, InferenceMode, TestTimeFlipAveraging, _network.Architecture, _network.InputMean, _network.InputStd,
+            _columns, _scoring, _network.Architecture, _network.InputMean, _network.InputStd,
             _labels, TrainingHistory, tensors);
     }
 
@@ -228,10 +251,9 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
             using (var ch = host.Start("Load"))
             {
                 network.to(TorchDevice.Select(env, ch));
-                var transformer = new BatchNormCnnTransformer(
-                    content.Columns, content.Labels, network, content.History, content.InferenceMode, content.InferenceBatchSize,
-                    content.TestTimeFlipAveraging);
-                ch.Info(MessageSensitivity.None, "{0}", $"Loaded BatchNormCnn model: {content.Architecture.ToJson()}, {content.Labels.Count} classes, inference mode {content.InferenceMode}, test-time flip averaging {(content.TestTimeFlipAveraging ? "on" : "off")}.");
+                var transformer = new BatchNormCnnTransformer(host, content.Columns, content.Labels, network, content.History, content.Scoring);
+                ch.Info(MessageSensitivity.None, "{0}", $"Loaded BatchNormCnn model: {content.Architecture.ToJson()}, {content.Labels.Count} classes, inference mode {content.Scoring.InferenceMode}, " +
+                    $"test-time flip averaging {(content.Scoring.TestTimeFlipAveraging ? "on" : "off")}, scoring engine {content.Scoring.Engine}.");
                 return transformer;
             }
         }
@@ -277,8 +299,8 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
         var copy = CopyOf(network);
         try
         {
-            return new BatchNormCnnTransformer(ColumnSettings.From(o, architecture.Task),
-                labels, copy, history, o.InferenceMode, o.InferenceBatchSize, o.TestTimeFlipAveraging);
+            return new BatchNormCnnTransformer(((IHostEnvironment)mlContext).Register(nameof(BatchNormCnnTransformer)), ColumnSettings.From(o, architecture.Task),
+                labels, copy, history, ScoringSettings.From(o));
         }
         catch
         {
@@ -315,13 +337,33 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
     /// <param name="enabled">Whether the copy averages each image's probabilities with its mirror's.</param>
     /// <exception cref="ObjectDisposedException">This transformer was disposed.</exception>
     /// <exception cref="ArgumentException"><paramref name="enabled"/> is true and the input is not an image (width below 2).</exception>
-    public BatchNormCnnTransformer WithTestTimeFlipAveraging(bool enabled)
+    public BatchNormCnnTransformer WithTestTimeFlipAveraging(bool enabled) => With(_scoring with { TestTimeFlipAveraging = enabled });
+
+    /// <summary>
+    /// A new transformer with the same weights, columns, classes, history and scoring settings, scored by
+    /// <paramref name="engine"/>: for example <see cref="ScoringEngine.LibTorch"/> to compare both engines on one model. The
+    /// copy holds its own clone of the weights; the caller owns (and disposes) it.
+    /// </summary>
+    /// <param name="engine">The engine the copy scores with.</param>
+    /// <exception cref="ObjectDisposedException">This transformer was disposed.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="engine"/> is not a defined value.</exception>
+    /// <exception cref="InvalidOperationException"><paramref name="engine"/> is <see cref="ScoringEngine.OnnxRuntime"/> and ONNX
+    /// Runtime cannot score here (the message says why).</exception>
+    public BatchNormCnnTransformer WithScoringEngine(ScoringEngine engine)
+    {
+        if (!Enum.IsDefined(engine))
+            throw new ArgumentOutOfRangeException(nameof(engine), engine, "Unknown scoring engine.");
+        return With(_scoring with { Engine = engine });
+    }
+
+    /// <summary>A copy with its own clone of the weights and other scoring settings.</summary>
+    private BatchNormCnnTransformer With(ScoringSettings scoring)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var copy = CopyOf(_network);
         try
         {
-            return new BatchNormCnnTransformer(_columns, _labels, copy, TrainingHistory, InferenceMode, InferenceBatchSize, enabled);
+            return new BatchNormCnnTransformer(_host, _columns, _labels, copy, TrainingHistory, scoring);
         }
         catch
         {
@@ -336,7 +378,7 @@ public sealed partial class BatchNormCnnTransformer : ITransformer, IDisposable
         if (_disposed)
             return;
         _disposed = true;
-        _scorer.MarkDisposed();
+        _scorer.Dispose();
         if (!ReferenceEquals(_scoringNetwork, _network))
             _scoringNetwork.Dispose();
         _network.Dispose();

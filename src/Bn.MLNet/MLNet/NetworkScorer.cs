@@ -1,27 +1,45 @@
 using Bn.MLNet.Networks;
+using Bn.MLNet.Onnx;
+using Microsoft.ML;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Bn.MLNet;
 
 /// <summary>
-/// Runs the eval-mode network on batches of rows under no_grad and copies softmax probabilities (and optionally the
-/// embedding) into managed buffers; every tensor is disposed before returning. Safe to call from several threads:
-/// the network is only read (eval mode is set once, before any call), and libtorch's grad mode and TorchSharp's
-/// dispose scopes are per thread. With test-time flip averaging the probabilities are those of
-/// <see cref="FlipAveraging"/> (one forward pass over the rows and their mirrors) and the embedding is the un-flipped
+/// Scores batches of rows into managed buffers with the transformer's <see cref="ScoringEngine"/>: ONNX Runtime
+/// (<see cref="OnnxRuntimeScorer"/>) or libtorch, which runs the eval-mode network under no_grad, with batch normalization
+/// folded into the layer before it where it can be, and disposes every tensor before returning. The engine is chosen at
+/// the first call (<see cref="ScoringEngine.Automatic"/>) and the choice is logged. Safe to call from several threads: the
+/// networks are only read (eval mode is set before any call), libtorch's grad mode and TorchSharp's dispose scopes are
+/// per thread, and ONNX Runtime runs one session concurrently. With test-time flip averaging the probabilities are those
+/// of <see cref="FlipAveraging"/> (one forward pass over the rows and their mirrors) and the embedding is the un-flipped
 /// rows' embedding.
 /// </summary>
-internal sealed class NetworkScorer
+internal sealed class NetworkScorer : IDisposable
 {
     private readonly BatchNormCnnNetwork _network;
     private readonly bool _flipAveraging;
+    private readonly ScoringEngine _engine;
+    private readonly IChannelProvider _log;
+    private readonly Lazy<Engine> _active;
     private volatile bool _disposed;
 
-    public NetworkScorer(BatchNormCnnNetwork network, int featureLength, int classCount, bool flipAveraging)
+    /// <param name="network">The eval-mode network as the transformer's inference mode defines it; the caller owns it.</param>
+    /// <param name="featureLength">Values per row.</param>
+    /// <param name="classCount">Classes (multiclass).</param>
+    /// <param name="flipAveraging">Test-time flip averaging.</param>
+    /// <param name="engine">The requested engine.</param>
+    /// <param name="log">Receives the engine choice.</param>
+    /// <exception cref="InvalidOperationException"><see cref="ScoringEngine.OnnxRuntime"/> was requested and cannot score here.</exception>
+    public NetworkScorer(BatchNormCnnNetwork network, int featureLength, int classCount, bool flipAveraging, ScoringEngine engine, IChannelProvider log)
     {
         _network = network;
         _flipAveraging = flipAveraging;
+        _engine = engine;
+        _log = log;
         Task = network.Architecture.Task;
         FeatureLength = featureLength;
         ClassCount = classCount;
@@ -32,6 +50,9 @@ internal sealed class NetworkScorer
             NetworkTask.Regression => 1,
             _ => classCount,
         };
+        if (engine == ScoringEngine.OnnxRuntime && OnnxRuntimeProblem() is { } problem)
+            throw new InvalidOperationException($"BatchNormCnnOptions.ScoringEngine is OnnxRuntime, but {problem}. Use ScoringEngine.Automatic or LibTorch.");
+        _active = new Lazy<Engine>(Choose, LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
     public NetworkTask Task { get; }
@@ -45,7 +66,15 @@ internal sealed class NetworkScorer
 
     public int EmbeddingSize { get; }
 
-    public void MarkDisposed() => _disposed = true;
+    /// <summary>The engine that scores (chosen now if no row was scored yet).</summary>
+    public ScoringEngine ActiveEngine
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, typeof(BatchNormCnnTransformer));
+            return _active.Value.Onnx is null ? ScoringEngine.LibTorch : ScoringEngine.OnnxRuntime;
+        }
+    }
 
     /// <summary>Scores <paramref name="rows"/> rows of <paramref name="features"/> (row-major) into <paramref name="scores"/> (<see cref="ScoreWidth"/> per row) and the embedding.</summary>
     public void Score(float[] features, int rows, float[]? scores, float[]? embedding)
@@ -53,36 +82,90 @@ internal sealed class NetworkScorer
         ObjectDisposedException.ThrowIf(_disposed, typeof(BatchNormCnnTransformer));
         if (rows <= 0)
             return;
+        Engine engine = _active.Value;
+        if (engine.Onnx is { } onnx)
+            onnx.Score(features, rows, scores, embedding);
+        else
+            TorchScore(engine.Torch!, features, rows, scores, embedding);
+    }
+
+    /// <summary>Releases the engine's session or folded copy (not the network, which the transformer owns).</summary>
+    public void Dispose()
+    {
+        _disposed = true;
+        if (_active.IsValueCreated)
+            _active.Value.Dispose();
+    }
+
+    /// <summary>Why ONNX Runtime cannot score this network, or null when it can.</summary>
+    private string? OnnxRuntimeProblem() =>
+        _network.Device.type != DeviceType.CPU
+            ? $"the network is on {_network.Device} (MLContext.GpuDeviceId) and ONNX Runtime scores on the CPU"
+            : OnnxRuntimeAvailability.Problem;
+
+    private Engine Choose()
+    {
+        using IChannel ch = _log.Start("Scoring");
+        string? problem = _engine == ScoringEngine.LibTorch ? "ScoringEngine is LibTorch" : OnnxRuntimeProblem();
+        if (problem is null)
+        {
+            int threads = Math.Max(1, torch.get_num_threads());
+            try
+            {
+                var onnx = OnnxRuntimeScorer.Create(_network, _flipAveraging, threads);
+                ch.Info(MessageSensitivity.None, "{0}", $"BatchNormCnn: scoring with ONNX Runtime, {threads} intra-op threads.");
+                return new Engine(onnx, null, OwnsNetwork: false);
+            }
+            catch (OnnxRuntimeException e) when (_engine == ScoringEngine.Automatic)
+            {
+                problem = $"ONNX Runtime refused the network's graph ({e.Message})";
+            }
+        }
+
+        // Folding gives the same eval-mode function with fewer operations; group and layer normalization do not fold.
+        bool folds = _network.Architecture.Normalization is not (NormalizationKind.None or NormalizationKind.Group or NormalizationKind.Layer);
+        BatchNormCnnNetwork torchNetwork = folds ? _network.FoldBatchNorm() : _network;
+        ch.Info(MessageSensitivity.None, "{0}", $"BatchNormCnn: scoring with libtorch{(folds ? ", batch normalization folded" : string.Empty)} ({problem}).");
+        return new Engine(null, torchNetwork, OwnsNetwork: folds);
+    }
+
+    private void TorchScore(BatchNormCnnNetwork network, float[] features, int rows, float[]? scores, float[]? embedding)
+    {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        Tensor x = torch.tensor(features.AsMemory(0, rows * FeatureLength), [rows, (long)FeatureLength]).to(_network.Device);
-        // Flip averaging scores the rows and their mirrors (2N rows) in the same pass; the embedding alone needs no mirrors.
-        Tensor input = _flipAveraging && scores is not null ? FlipAveraging.WithMirrors(x, _network.Architecture) : x;
+        Tensor x = torch.tensor(features.AsMemory(0, rows * FeatureLength), [rows, (long)FeatureLength]).to(network.Device);
         // One pass through the network when both outputs are wanted.
         var (output, embedded) = (scores, embedding) switch
         {
-            (not null, not null) => _network.EvalOutputAndEmbedding(input),
-            (not null, null) => (_network.forward(input), null),
-            _ => ((Tensor?)null, _network.Embed(input)),
+            (not null, not null) => network.EvalOutputAndEmbedding(x),
+            (not null, null) => (network.forward(x), null),
+            _ => ((Tensor?)null, network.Embed(x)),
         };
         if (scores is not null)
-            Scores(output!).cpu().data<float>().CopyTo(scores.AsSpan(0, rows * ScoreWidth), 0, 0);
-
+            Scores(network, x, output!).cpu().data<float>().CopyTo(scores.AsSpan(0, rows * ScoreWidth), 0, 0);
         if (embedding is not null)
-        {
-            // The first N rows: the un-flipped images' embedding.
-            Tensor e = embedded!.narrow(0, 0, rows).cpu().contiguous();
-            e.data<float>().CopyTo(embedding.AsSpan(0, rows * EmbeddingSize), 0, 0);
-        }
+            embedded!.cpu().contiguous().data<float>().CopyTo(embedding.AsSpan(0, rows * EmbeddingSize), 0, 0);
     }
 
-    /// <summary>The scores of the network's output, <see cref="ScoreWidth"/> per row.</summary>
-    private Tensor Scores(Tensor output) => Task switch
+    /// <summary>The scores of the network's <paramref name="output"/> for the rows <paramref name="x"/>, <see cref="ScoreWidth"/> per row.</summary>
+    private Tensor Scores(BatchNormCnnNetwork network, Tensor x, Tensor output) => Task switch
     {
         NetworkTask.BinaryClassification => torch.cat([output, torch.sigmoid(output)], 1),
         NetworkTask.Regression => output,
-        _ => _flipAveraging ? FlipAveraging.AverageProbabilities(output) : torch.nn.functional.softmax(output, 1),
+        _ when _flipAveraging => FlipAveraging.Average(output, network.forward(FlipAveraging.Mirror(x, network.Architecture))),
+        _ => torch.nn.functional.softmax(output, 1),
     };
+
+    /// <summary>The chosen engine: an ONNX Runtime session, or the network libtorch runs (a folded copy this scorer owns, or the transformer's).</summary>
+    private sealed record Engine(OnnxRuntimeScorer? Onnx, BatchNormCnnNetwork? Torch, bool OwnsNetwork) : IDisposable
+    {
+        public void Dispose()
+        {
+            Onnx?.Dispose();
+            if (OwnsNetwork)
+                Torch?.Dispose();
+        }
+    }
 
     /// <summary>
     /// Multiclass: index of the largest probability of row <paramref name="row"/>, as a 1-based key; the missing key 0

@@ -302,7 +302,7 @@ public sealed class BatchNormCnnNetwork : Module<Tensor, Tensor>
         {
             if (record is not null && layers.FeatureRoles[i] is LayerRole.Norm or LayerRole.Activation)
                 record.Add(PercentileProbe.Measure(layers.Probed[probe++].Name, x, maxSample));
-            x = Next(x, CallFeature(i, x), input, freeEarly);
+            x = freeEarly && layers.FeatureRoles[i] == LayerRole.Activation ? ActivateInPlace(x) : Next(x, CallFeature(i, x), input, freeEarly);
         }
 
         x = x.flatten(1);
@@ -312,7 +312,7 @@ public sealed class BatchNormCnnNetwork : Module<Tensor, Tensor>
                 break;
             if (record is not null && layers.ClassifierRoles[i] is LayerRole.Norm or LayerRole.Activation)
                 record.Add(PercentileProbe.Measure(layers.Probed[probe++].Name, x, maxSample));
-            x = Next(x, _classifier[i].call(x), input, freeEarly);
+            x = freeEarly && layers.ClassifierRoles[i] == LayerRole.Activation ? ActivateInPlace(x) : Next(x, _classifier[i].call(x), input, freeEarly);
         }
 
         if (!embed)
@@ -329,6 +329,17 @@ public sealed class BatchNormCnnNetwork : Module<Tensor, Tensor>
             _bfloat16[i] = guard = new BFloat16Convolution($"features.{i}", BFloat16Check);
         return guard.Forward((Conv2d)_features[i], x, BFloat16FallbackReported);
     }
+
+    /// <summary>
+    /// Without gradient tracking: the activation applied to <paramref name="x"/> in place, as its layer computes it. Nothing
+    /// else holds the layer's input then (the layer before produced it), so no activation-sized block is allocated.
+    /// </summary>
+    private Tensor ActivateInPlace(Tensor x) => _architecture.Activation switch
+    {
+        ActivationKind.Sigmoid => x.sigmoid_(),
+        ActivationKind.Tanh => x.tanh_(),
+        _ => x.relu_(),
+    };
 
     private static Tensor Next(Tensor previous, Tensor next, Tensor input, bool freeEarly)
     {

@@ -76,7 +76,7 @@ public static class Evaluation
     {
         if (flipShape is not null)
         {
-            Tensor p = FlipAveraging.AverageProbabilities(network.call(FlipAveraging.WithMirrors(x, flipShape)));
+            Tensor p = FlipAveraging.Average(network.call(x), network.call(FlipAveraging.Mirror(x, flipShape)));
             return (nn.functional.nll_loss(p.log(), y, reduction: nn.Reduction.Sum).item<float>(), p.argmax(1).eq(y).sum().item<long>());
         }
 

@@ -116,7 +116,7 @@ public class FlipAveragingTests
         Assert.False(loaded.TestTimeFlipAveraging);
         Assert.Equal(Scores(bn, p.Test), Scores(loaded, p.Test));
         loaded.Dispose();
-        Assert.Equal(4, BatchNormCnnModelFormat.FormatVersion);
+        Assert.Equal(5, BatchNormCnnModelFormat.FormatVersion);
     }
 
     [Fact]

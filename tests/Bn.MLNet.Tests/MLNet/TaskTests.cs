@@ -162,8 +162,20 @@ public class TaskTests
     }
 
     /// <summary>The ONNX export of <paramref name="model"/> gives the transformer's scores, and declares the task's outputs.</summary>
+    /// <summary>
+    /// The exported graph and both scoring engines give the same scores as <paramref name="expected"/> (the model's own
+    /// Transform): the file through an ONNX Runtime session, and the transformer on libtorch and on ONNX Runtime.
+    /// </summary>
     private static void AssertOnnxScores(BatchNormCnnTransformer model, IDataView data, float[] expected, params string[] outputs)
     {
+        foreach (ScoringEngine engine in new[] { ScoringEngine.LibTorch, ScoringEngine.OnnxRuntime })
+        {
+            using BatchNormCnnTransformer other = model.WithScoringEngine(engine);
+            float[] scores = other.Transform(data).GetColumn<float>("Score").ToArray();
+            for (int i = 0; i < expected.Length; i++)
+                Assert.True(Math.Abs(scores[i] - expected[i]) <= 1e-4 * Math.Max(1, Math.Abs(expected[i])), $"row {i}: {engine} {scores[i]} vs {expected[i]}");
+        }
+
         using var stream = new MemoryStream();
         model.SaveAsOnnx(stream);
         using var session = new InferenceSession(stream.ToArray());

@@ -10,8 +10,9 @@ using static Bn.MLNet.Tests.MLNet.MLNetTestData;
 namespace Bn.MLNet.Tests.Onnx;
 
 /// <summary>
-/// The exported ONNX file scores like <see cref="BatchNormCnnTransformer.Transform"/> for every architecture the options
-/// express, through ONNX Runtime directly (the whole batch as one input) and through ML.NET's ApplyOnnxModel.
+/// The exported ONNX file scores like <see cref="BatchNormCnnTransformer.Transform"/> on libtorch for every architecture
+/// the options express, through ONNX Runtime directly (the whole batch as one input), through ML.NET's ApplyOnnxModel and
+/// through the transformer's own ONNX Runtime engine.
 /// </summary>
 [Collection(TorchGlobalStateCollection.Name)]
 public class OnnxExportTests
@@ -82,6 +83,16 @@ public class OnnxExportTests
         if (expectedEmbedding is not null)
             AssertClose(expectedEmbedding, scored.GetColumn<float[]>("Embedding").ToArray(), Tolerance);
         (onnx as IDisposable)?.Dispose();
+
+        // The transformer's ONNX Runtime engine: every output column, through Transform and a prediction engine.
+        Assert.Equal(ScoringEngine.LibTorch, model.ActiveScoringEngine);
+        using var engine = model.WithScoringEngine(ScoringEngine.OnnxRuntime);
+        Assert.Equal(ScoringEngine.OnnxRuntime, engine.ActiveScoringEngine);
+        var viaEngine = engine.Transform(test);
+        AssertClose(expectedScores, viaEngine.GetColumn<float[]>("Score").ToArray(), Tolerance);
+        Assert.Equal(model.Transform(test).GetColumn<uint>("PredictedLabel").ToArray(), viaEngine.GetColumn<uint>("PredictedLabel").ToArray());
+        if (expectedEmbedding is not null)
+            AssertClose(expectedEmbedding, viaEngine.GetColumn<float[]>("Embedding").ToArray(), Tolerance);
         model.Dispose();
     }
 
@@ -195,6 +206,7 @@ public class OnnxExportTests
         var test = ml.Data.LoadFromEnumerable(Rows(FashionMnistSplit.Test, TestRows));
         var options = SmallOptions();
         options.BatchSize = 25;
+        options.ScoringEngine = ScoringEngine.LibTorch;   // the reference the exported graph is compared with
         configure(options);
         var keyed = ml.Transforms.Conversion.MapValueToKey("Label").Fit(train);
         var model = ml.Transforms.BatchNormCnn(options).Fit(keyed.Transform(train));

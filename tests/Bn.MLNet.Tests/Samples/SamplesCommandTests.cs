@@ -147,7 +147,7 @@ public class SamplesCommandTests
                 float[] expected = p.data<float>().ToArray();
                 for (int i = 0; i < 20; i++)
                     for (int c = 0; c < 10; c++)
-                        Assert.Equal(expected[i * 10 + c], scores[i][c], 5);
+                        Assert.Equal(expected[i * 10 + c], scores[i][c], 1e-5);
             }
 
             Assert.Equal(0, ModelCommands.Evaluate(raw, null, 20));
