@@ -4,6 +4,8 @@
 # the model, and loads and evaluates it again in a new process (the accuracies must be equal).
 #   MLNET_VERSION=6.0.0 scripts/package-smoke.sh   the app references that Microsoft.ML (and ImageAnalytics) instead of
 #                                                  the package's floor (5.0.1), as an app on the newest ML.NET does
+#   ONNXRUNTIME_VERSION=1.31.1 ...                 the app also references Microsoft.ML.OnnxRuntime, so the model must
+#                                                  score on ONNX Runtime (without it: on libtorch); both runs check it
 # The version carries a unique suffix so that the global NuGet cache never serves a stale copy; that version is
 # removed from the cache again at the end, and so are the temporary folders.
 set -euo pipefail
@@ -50,6 +52,12 @@ if [ -n "${MLNET_VERSION:-}" ]; then
   dotnet add package Microsoft.ML --version "$MLNET_VERSION" >/dev/null
   dotnet add package Microsoft.ML.ImageAnalytics --version "$MLNET_VERSION" >/dev/null
 fi
+engine=LibTorch
+if [ -n "${ONNXRUNTIME_VERSION:-}" ]; then
+  echo "== the app references Microsoft.ML.OnnxRuntime $ONNXRUNTIME_VERSION"
+  dotnet add package Microsoft.ML.OnnxRuntime --version "$ONNXRUNTIME_VERSION" >/dev/null
+  engine=OnnxRuntime
+fi
 cp "$repo/scripts/package-smoke/Program.cs" Program.cs
 # The Fashion-MNIST loader belongs to the samples, not to the package: the app brings it as source, as an application
 # brings its own data loading.
@@ -62,7 +70,10 @@ dotnet run -c Release --no-build -- score "$repo/datasets/fashion-mnist" "$work/
 if [ -n "${MLNET_VERSION:-}" ]; then
   grep -q "^Microsoft.ML ${MLNET_VERSION%%.*}\." "$work/train.out" || { echo "the app did not run on Microsoft.ML $MLNET_VERSION" >&2; exit 1; }
 fi
+for out in train score; do
+  grep -qx "engine $engine" "$work/$out.out" || { echo "the $out run did not score with $engine" >&2; exit 1; }
+done
 trained="$(awk '/^accuracy/ {print $2}' "$work/train.out")"
 scored="$(awk '/^accuracy/ {print $2}' "$work/score.out")"
 [ -n "$trained" ] && [ "$trained" = "$scored" ] || { echo "accuracy after loading in a new process ($scored) differs from the trained model's ($trained)" >&2; exit 1; }
-echo "== smoke test passed: accuracy $trained, the same after save and load in a new process"
+echo "== smoke test passed: accuracy $trained on $engine, the same after save and load in a new process"

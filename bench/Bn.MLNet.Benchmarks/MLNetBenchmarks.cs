@@ -292,22 +292,7 @@ public abstract class MLNetScoringBase : MLNetBenchmarkBase
     protected float MLNetTransformCore() => ScoreSum(_model);
 
     /// <summary><paramref name="model"/>.Transform(data) and a cursor over the Score column of every row.</summary>
-    protected float ScoreSum(ITransformer model)
-    {
-        var scored = model.Transform(Data);
-        var column = scored.Schema["Score"];
-        using var cursor = scored.GetRowCursor([column]);
-        var getter = cursor.GetGetter<VBuffer<float>>(column);
-        VBuffer<float> buffer = default;
-        float sum = 0;
-        while (cursor.MoveNext())
-        {
-            getter(ref buffer);
-            sum += buffer.GetValues()[0];
-        }
-
-        return sum;
-    }
+    protected float ScoreSum(ITransformer model) => ScoreColumn.Sum(model.Transform(Data));
 
     /// <summary>Transform and a cursor over Score and the pass-through Label column.</summary>
     protected float MLNetTransformWithLabelCore()

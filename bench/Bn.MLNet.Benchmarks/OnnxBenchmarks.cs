@@ -68,10 +68,10 @@ public abstract class OnnxScoringBase : MLNetBenchmarkBase
     }
 
     /// <summary>The transformer's Transform and a cursor over Score (libtorch, batches of 128).</summary>
-    protected float TransformCore() => SumScores(_model.Transform(Data));
+    protected float TransformCore() => ScoreColumn.Sum(_model.Transform(Data));
 
     /// <summary>ApplyOnnxModel's Transform and a cursor over Score (ONNX Runtime, one row per run).</summary>
-    protected float ApplyOnnxModelCore() => SumScores(_onnxModel.Transform(_features));
+    protected float ApplyOnnxModelCore() => ScoreColumn.Sum(_onnxModel.Transform(_features));
 
     /// <summary>ONNX Runtime directly: batches of 128 rows as one [128, 784] input each, probabilities copied out.</summary>
     protected float OnnxRuntimeBatchedCore()
@@ -100,22 +100,6 @@ public abstract class OnnxScoringBase : MLNetBenchmarkBase
         using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _row.Features.AsMemory(), [1, FashionMnist.FeatureLength]);
         using var outputs = _session.Run(_runOptions, ["Features"], [input], ["Score"]);
         return outputs[0].GetTensorDataAsSpan<float>()[0];
-    }
-
-    private static float SumScores(IDataView scored)
-    {
-        var column = scored.Schema["Score"];
-        using var cursor = scored.GetRowCursor([column]);
-        var getter = cursor.GetGetter<VBuffer<float>>(column);
-        VBuffer<float> buffer = default;
-        float sum = 0;
-        while (cursor.MoveNext())
-        {
-            getter(ref buffer);
-            sum += buffer.GetValues()[0];
-        }
-
-        return sum;
     }
 }
 

@@ -106,22 +106,7 @@ public abstract class ScoringBenchmarkBase
     }
 
     /// <summary><paramref name="model"/>.Transform(Test) and a cursor over the Score column of every row.</summary>
-    protected float ScoreSum(ITransformer model)
-    {
-        IDataView scored = model.Transform(Test);
-        DataViewSchema.Column column = scored.Schema["Score"];
-        using DataViewRowCursor cursor = scored.GetRowCursor([column]);
-        ValueGetter<VBuffer<float>> getter = cursor.GetGetter<VBuffer<float>>(column);
-        VBuffer<float> buffer = default;
-        float sum = 0;
-        while (cursor.MoveNext())
-        {
-            getter(ref buffer);
-            sum += buffer.GetValues()[0];
-        }
-
-        return sum;
-    }
+    protected float ScoreSum(ITransformer model) => ScoreColumn.Sum(model.Transform(Test));
 }
 
 /// <summary>

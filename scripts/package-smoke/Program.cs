@@ -2,7 +2,8 @@
 //   SmokeApp train DATA MODEL   trains through mlContext.MulticlassClassification.Trainers.BatchNormCnn, evaluates,
 //                               saves the model and prints "accuracy A"
 //   SmokeApp score DATA MODEL   loads the model in this new process, evaluates it and prints "accuracy A"
-// Each run first prints the ML.NET version it runs on.
+// Each run first prints the ML.NET version it runs on, and "engine E", the scoring engine the transformer chose
+// (OnnxRuntime when the app references Microsoft.ML.OnnxRuntime, LibTorch otherwise).
 using Bn.MLNet;
 using Bn.MLNet.Samples.Datasets;
 using System.Reflection;
@@ -22,7 +23,8 @@ if (args[0] == "train")
 {
     IDataView train = FashionMnist.LoadTrain(ml, dataDirectory, limit: 2000);
     var trainer = ml.MulticlassClassification.Trainers.BatchNormCnn(epochs: 2, batchSize: 64, seed: 1);
-    ITransformer model = trainer.Fit(train);
+    BatchNormCnnTransformer model = trainer.Fit(train);
+    Console.WriteLine($"engine {model.ActiveScoringEngine}");
     var metrics = ml.MulticlassClassification.Evaluate(model.Transform(test));
     ml.Model.Save(model, train.Schema, modelPath);
     Console.WriteLine($"accuracy {metrics.MicroAccuracy:F6} macro {metrics.MacroAccuracy:F4} log-loss {metrics.LogLoss:F4}");
@@ -32,6 +34,7 @@ if (args[0] == "train")
 // A process that has not touched Bn.MLNet yet: register the loader, then load as any ML.NET model.
 ml.ComponentCatalog.RegisterBatchNormCnn();
 ITransformer loaded = ml.Model.Load(modelPath, out _);
+Console.WriteLine($"engine {((BatchNormCnnTransformer)loaded).ActiveScoringEngine}");
 var reloaded = ml.MulticlassClassification.Evaluate(loaded.Transform(test));
 Console.WriteLine($"accuracy {reloaded.MicroAccuracy:F6}");
 return 0;

@@ -129,11 +129,19 @@ internal sealed class NetworkScorer : IDisposable
         return new Engine(null, torchNetwork, OwnsNetwork: folds);
     }
 
+    /// <summary>Scores on libtorch, in passes that keep every activation within <see cref="ForwardPasses"/>' budget.</summary>
     private void TorchScore(BatchNormCnnNetwork network, float[] features, int rows, float[]? scores, float[]? embedding)
+    {
+        foreach ((int start, int count) in ForwardPasses.Split(rows, network.Architecture))
+            TorchPass(network, features, start, count, scores, embedding);
+    }
+
+    /// <summary>One forward pass over rows [start, start + n): the scores and the embedding into their slots of the buffers.</summary>
+    private void TorchPass(BatchNormCnnNetwork network, float[] features, int start, int n, float[]? scores, float[]? embedding)
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        Tensor x = torch.tensor(features.AsMemory(0, rows * FeatureLength), [rows, (long)FeatureLength]).to(network.Device);
+        Tensor x = torch.tensor(features.AsMemory(start * FeatureLength, n * FeatureLength), [n, (long)FeatureLength]).to(network.Device);
         // One pass through the network when both outputs are wanted.
         var (output, embedded) = (scores, embedding) switch
         {
@@ -142,9 +150,9 @@ internal sealed class NetworkScorer : IDisposable
             _ => ((Tensor?)null, network.Embed(x)),
         };
         if (scores is not null)
-            Scores(network, x, output!).cpu().data<float>().CopyTo(scores.AsSpan(0, rows * ScoreWidth), 0, 0);
+            Scores(network, x, output!).cpu().data<float>().CopyTo(scores.AsSpan(start * ScoreWidth, n * ScoreWidth), 0, 0);
         if (embedding is not null)
-            embedded!.cpu().contiguous().data<float>().CopyTo(embedding.AsSpan(0, rows * EmbeddingSize), 0, 0);
+            embedded!.cpu().contiguous().data<float>().CopyTo(embedding.AsSpan(start * EmbeddingSize, n * EmbeddingSize), 0, 0);
     }
 
     /// <summary>The scores of the network's <paramref name="output"/> for the rows <paramref name="x"/>, <see cref="ScoreWidth"/> per row.</summary>

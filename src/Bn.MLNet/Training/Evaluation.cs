@@ -76,14 +76,23 @@ public static class Evaluation
     {
         if (flipShape is not null)
         {
-            Tensor p = FlipAveraging.Average(network.call(x), network.call(FlipAveraging.Mirror(x, flipShape)));
+            Tensor p = FlipAveraging.Average(Forward(network, x), Forward(network, FlipAveraging.Mirror(x, flipShape)));
             return (nn.functional.nll_loss(p.log(), y, reduction: nn.Reduction.Sum).item<float>(), p.argmax(1).eq(y).sum().item<long>());
         }
 
-        Tensor output = network.call(x);
+        Tensor output = Forward(network, x);
         if (loss is null)
             return (nn.functional.cross_entropy(output, y, reduction: nn.Reduction.Sum).item<float>(), output.argmax(1).eq(y).sum().item<long>());
         return (loss.Of(output, y, t, nn.Reduction.Sum).item<float>(), loss.Correct(output, y, t));
+    }
+
+    /// <summary>The network's output for <paramref name="x"/>; a <see cref="BatchNormCnnNetwork"/> runs in <see cref="ForwardPasses"/>' passes.</summary>
+    private static Tensor Forward(nn.Module<Tensor, Tensor> network, Tensor x)
+    {
+        if (network is not BatchNormCnnNetwork cnn)
+            return network.call(x);
+        var passes = ForwardPasses.Split((int)x.shape[0], cnn.Architecture).ToList();
+        return passes.Count == 1 ? cnn.call(x) : torch.cat(passes.Select(p => cnn.call(x.narrow(0, p.Start, p.Count))).ToList(), 0);
     }
 
     /// <summary>The architecture whose image shape flip averaging mirrors; rejects networks it cannot mirror.</summary>
