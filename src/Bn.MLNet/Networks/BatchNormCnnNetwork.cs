@@ -349,7 +349,7 @@ public sealed class BatchNormCnnNetwork : Module<Tensor, Tensor>
     }
 
     /// <summary>The input as float32, standardized, shaped N×C×H×W (channels-last) for convolutions or N×C·H·W without.</summary>
-    private Tensor Prepare(Tensor input)
+    internal Tensor Prepare(Tensor input)
     {
         NetworkArchitecture a = _architecture;
         long n = input.shape[0];
