@@ -37,6 +37,12 @@ internal static class TrainReport
         int threads = t.Threads ?? Environment.ProcessorCount;
         AnsiConsole.MarkupLine($"[bold]Bn.MLNet train[/]  data {Markup.Escape(data.DataDirectory)}  rows {data.Train.GetRowCount()}{(data.Validation is null ? string.Empty : $" (+{data.Validation.GetRowCount()} validation)")}  test {data.Test.GetRowCount()}");
         AnsiConsole.MarkupLine($"network  {Markup.Escape(ArchitectureSpec.Format(a))}{(a.BFloat16Convolutions ? "  bfloat16 convolutions in training" : string.Empty)}");
+        if (BFloat16Support.IsAccelerated)
+        {
+            AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+                $"bf16     bfloat16 convolutions measured {BFloat16Support.ConvolutionSpeedup:0.00}x as fast as float32 here, so the default is {(BFloat16Support.IsFasterThanFloat32 ? "bfloat16" : "float32")}; --bf16 true|false forces it")));
+        }
+
         AnsiConsole.MarkupLine(Markup.Escape(recipe
             ? $"recipe   natural images (TrainerOptions.UseNaturalImageRecipe: random crops, horizontal flips, label smoothing; --no-recipe turns it off)"
             : "recipe   none (--no-recipe: the data and the loss are used as they are)"));

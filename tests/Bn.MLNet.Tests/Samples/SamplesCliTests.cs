@@ -169,7 +169,7 @@ public class SamplesCliTests
         Assert.True(Parsed("--bf16"));
         Assert.True(Parsed("--bf16", "true"));
         Assert.False(Parsed("--bf16", "false"));
-        Assert.Equal(BFloat16Support.IsAccelerated, TrainCommandOptions.EffectiveBFloat16(null));
+        Assert.Equal(BFloat16Support.IsFasterThanFloat32, TrainCommandOptions.EffectiveBFloat16(null));
         Assert.True(TrainCommandOptions.EffectiveBFloat16(true));
         Assert.False(TrainCommandOptions.EffectiveBFloat16(false));
         Assert.False(new BatchNormCnnOptions().BFloat16Convolutions);   // the library itself stays float32 unless asked
