@@ -84,7 +84,12 @@ internal sealed class NetworkScorer : IDisposable
             return;
         Engine engine = _active.Value;
         if (engine.Onnx is { } onnx)
-            onnx.Score(features, rows, scores, embedding);
+        {
+            // The same passes as libtorch's: ONNX Runtime's arena keeps the largest blocks it was asked for, so passes
+            // within the activation budget also bound the memory a session holds.
+            foreach ((int start, int count) in ForwardPasses.Split(rows, _network.Architecture))
+                onnx.Score(features, start, count, scores, embedding);
+        }
         else
             TorchScore(engine.Torch!, features, rows, scores, embedding);
     }

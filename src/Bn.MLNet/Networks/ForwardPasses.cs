@@ -1,13 +1,14 @@
 namespace Bn.MLNet.Networks;
 
 /// <summary>
-/// How many rows one inference forward pass on libtorch takes at a time: as many as keep every activation within
+/// How many rows one inference forward pass takes at a time: as many as keep every activation within
 /// <see cref="ActivationBudgetBytes"/>. libtorch allocates each activation with malloc; glibc serves blocks of tens of
 /// megabytes by mapping fresh pages and, when much of the heap's top is free, returns it to the kernel, so every pass
 /// over large activations page-faults them in again. Measured on the default network at one thread: batches of 64 or
 /// 128 rows (activations up to 12.8 MB) scored 3,140–3,160 rows/s with about 5,000 minor page faults per 10,000 rows;
 /// 256 rows (25.7 MB) 2,170 rows/s with 730,000 faults, 512 rows 1,600 rows/s. Training keeps its batch size (its
-/// activations live until backward); scoring and evaluation split larger batches into passes of equal size.
+/// activations live until backward); scoring and evaluation split larger batches into passes of equal size, on ONNX
+/// Runtime too, whose memory arena keeps the largest blocks a session was asked for.
 /// </summary>
 internal static class ForwardPasses
 {
