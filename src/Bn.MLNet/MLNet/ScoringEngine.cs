@@ -11,7 +11,7 @@ public enum ScoringEngine
     /// <summary>
     /// ONNX Runtime where it can score (the app references the <c>Microsoft.ML.OnnxRuntime</c> package, whose native
     /// library then loads, and the network is on the CPU), libtorch otherwise. The default: on a CPU ONNX Runtime scores
-    /// this library's CNNs about 1.2 times as fast as libtorch in batches and 2 to 7 times as fast one row at a time.
+    /// this library's CNNs about 1.2 times as fast as libtorch in batches and 2 to 6 times as fast one row at a time.
     /// The choice is made at the first scoring and written to the <c>MLContext</c> log; <see cref="BatchNormCnnTransformer.ActiveScoringEngine"/> tells which it is.
     /// </summary>
     Automatic,

@@ -30,7 +30,7 @@ public static class BFloat16Support
     /// bfloat16's for the forward and backward pass (input and weight gradients) of a 3×3 convolution of 32 to 32
     /// channels over 64 images of 28×28, channels-last (the default network's costliest layer), medians of five
     /// alternating runs after a warm-up, at libtorch's current thread count. Measured once per process, at the first
-    /// read (about a quarter of a second), only where <see cref="IsAccelerated"/>; 0 elsewhere. Reads no global
+    /// read (about a third of a second), only where <see cref="IsAccelerated"/>; 0 elsewhere. Reads no global
     /// random state and changes no setting.
     /// </summary>
     public static double ConvolutionSpeedup => Speedup.Value;
