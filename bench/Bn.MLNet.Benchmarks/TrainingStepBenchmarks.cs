@@ -173,7 +173,7 @@ public class TrainingStepBenchmarks
         using Tensor raw = torch.tensor(_features, [Batch, 1, 28, 28]);
         int count = _network.Layers.Features.Count + _network.Layers.Classifier.Count + 1;
         Tensor x = _network.Prepare(raw);
-        var generator = new torch.Generator(2);
+        using var generator = new torch.Generator(2);
         for (int i = 0; i < count; i++)
         {
             if (i == _network.Layers.Features.Count)
