@@ -44,7 +44,7 @@ internal static class TrainCommand
         if (!quiet)
             TrainReport.PrintCheckpoints(options);
         if (!quiet)
-            TrainReport.PrintSettings(data, options, TrainCommandOptions.UsesRecipe(p));
+            TrainReport.PrintSettings(data, options, TrainCommandOptions.UsesRecipe(p), TrainCommandOptions.ChoosesBFloat16(p));
 
         BatchNormCnnTransformer model;
         try

@@ -175,6 +175,9 @@ internal static class TrainCommandOptions
     /// <summary>Whether the natural-image recipe is on for this command line.</summary>
     internal static bool UsesRecipe(ParseResult p) => !p.GetValue(NoRecipe);
 
+    /// <summary>Whether the convolution precision was left to <see cref="EffectiveBFloat16"/>'s measurement (no --bf16 given).</summary>
+    internal static bool ChoosesBFloat16(ParseResult p) => p.GetValue(BFloat16) is null;
+
     /// <summary>The estimator's settings for this command line (the one mapping of the CLI onto the library).</summary>
     /// <exception cref="ArgumentException">An option is invalid (the message names it).</exception>
     /// <exception cref="FormatException">--conv or --hidden cannot be parsed.</exception>

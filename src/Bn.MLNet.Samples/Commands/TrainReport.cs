@@ -30,14 +30,14 @@ internal static class TrainReport
         Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
     };
 
-    public static void PrintSettings(TrainCommand.TrainingData data, BatchNormCnnOptions o, bool recipe)
+    public static void PrintSettings(TrainCommand.TrainingData data, BatchNormCnnOptions o, bool recipe, bool bfloat16Measured)
     {
         NetworkArchitecture a = o.Network;
         TrainerOptions t = o.Trainer;
         int threads = t.Threads ?? Environment.ProcessorCount;
         AnsiConsole.MarkupLine($"[bold]Bn.MLNet train[/]  data {Markup.Escape(data.DataDirectory)}  rows {data.Train.GetRowCount()}{(data.Validation is null ? string.Empty : $" (+{data.Validation.GetRowCount()} validation)")}  test {data.Test.GetRowCount()}");
         AnsiConsole.MarkupLine($"network  {Markup.Escape(ArchitectureSpec.Format(a))}{(a.BFloat16Convolutions ? "  bfloat16 convolutions in training" : string.Empty)}");
-        if (BFloat16Support.IsAccelerated)
+        if (bfloat16Measured && BFloat16Support.IsAccelerated)
         {
             AnsiConsole.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
                 $"bf16     bfloat16 convolutions measured {BFloat16Support.ConvolutionSpeedup:0.00}x as fast as float32 here, so the default is {(BFloat16Support.IsFasterThanFloat32 ? "bfloat16" : "float32")}; --bf16 true|false forces it")));

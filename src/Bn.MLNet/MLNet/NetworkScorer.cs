@@ -83,15 +83,16 @@ internal sealed class NetworkScorer : IDisposable
         if (rows <= 0)
             return;
         Engine engine = _active.Value;
-        if (engine.Onnx is { } onnx)
+
+        // Passes within ForwardPasses' activation budget on both engines: libtorch would page-fault larger activations in
+        // on every pass, and ONNX Runtime's arena keeps the largest blocks a session was asked for.
+        foreach ((int start, int count) in ForwardPasses.Split(rows, _network.Architecture))
         {
-            // The same passes as libtorch's: ONNX Runtime's arena keeps the largest blocks it was asked for, so passes
-            // within the activation budget also bound the memory a session holds.
-            foreach ((int start, int count) in ForwardPasses.Split(rows, _network.Architecture))
+            if (engine.Onnx is { } onnx)
                 onnx.Score(features, start, count, scores, embedding);
+            else
+                TorchPass(engine.Torch!, features, start, count, scores, embedding);
         }
-        else
-            TorchScore(engine.Torch!, features, rows, scores, embedding);
     }
 
     /// <summary>Releases the engine's session or folded copy (not the network, which the transformer owns).</summary>
@@ -132,13 +133,6 @@ internal sealed class NetworkScorer : IDisposable
         BatchNormCnnNetwork torchNetwork = folds ? _network.FoldBatchNorm() : _network;
         ch.Info(MessageSensitivity.None, "{0}", $"BatchNormCnn: scoring with libtorch{(folds ? ", batch normalization folded" : string.Empty)} ({problem}).");
         return new Engine(null, torchNetwork, OwnsNetwork: folds);
-    }
-
-    /// <summary>Scores on libtorch, in passes that keep every activation within <see cref="ForwardPasses"/>' budget.</summary>
-    private void TorchScore(BatchNormCnnNetwork network, float[] features, int rows, float[]? scores, float[]? embedding)
-    {
-        foreach ((int start, int count) in ForwardPasses.Split(rows, network.Architecture))
-            TorchPass(network, features, start, count, scores, embedding);
     }
 
     /// <summary>One forward pass over rows [start, start + n): the scores and the embedding into their slots of the buffers.</summary>
